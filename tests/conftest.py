@@ -1,0 +1,21 @@
+"""Every async test runs on asyncio and trio, on virtual time by default.
+
+asyncio runs on looptime's event loop and trio on ``MockClock(autojump_threshold=0)``:
+when every task is waiting, the clock jumps to the next deadline, so a 300 s
+breaker timeout takes microseconds. Modules that talk to real sockets or real
+processes override ``anyio_backend`` with ``real_time_backends`` (a virtual clock
+would jump while the kernel moves bytes).
+"""
+
+from __future__ import annotations
+
+import looptime
+import pytest
+import trio.testing
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    if request.param == "asyncio":
+        return ("asyncio", {"loop_factory": looptime.new_event_loop})
+    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})

@@ -1,0 +1,119 @@
+"""The ``valis`` command line, in-process and through its installed entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from valis_actors.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.json"
+    data: dict[str, Any] = {
+        "personas_dir": str(ROOT / "personas"),
+        "providers": [{"type": "scripted", "name": "down", "default": {"kind": "unavailable"}}],
+        "memory": {"path": str(tmp_path / "memory.sqlite3")},
+        "retry_schedule": [],
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_ask_prints_the_answer_then_who_answered(config_file: Path) -> None:
+    code, out = run("ask", "jane", "I have a conflict with my manager", "--config", str(config_file))
+    assert code == 0
+    answer, info = out.strip().split("\n")
+    assert "conflict with my manager" in answer
+    assert info.startswith("-- jane via persona_fallback (persona-fallback) in ")
+    assert "down: down: scripted unavailable" in info
+
+
+def test_ask_json_gives_the_whole_reply(config_file: Path) -> None:
+    code, out = run("ask", "sam", "Where do I start?", "--config", str(config_file), "--json", "--session", "x")
+    assert code == 0
+    reply = json.loads(out)
+    assert reply["persona_id"] == "guide_sam"
+    assert reply["session_id"] == "x"
+    assert reply["fallback_used"] is True
+    assert reply["attempts"][0]["outcome"] == "unavailable"
+
+
+def test_history_and_forget(config_file: Path) -> None:
+    run("ask", "jane", "first question", "--config", str(config_file), "--session", "h")
+    run("ask", "jane", "second question", "--config", str(config_file), "--session", "h")
+    code, out = run("history", "h", "--config", str(config_file))
+    assert code == 0
+    assert out.count("you: ") == 2 and "you: first question" in out
+    code, out = run("forget", "h", "--config", str(config_file))
+    assert out.strip() == "forgot 2 turns of session 'h'"
+    code, out = run("history", "h", "--config", str(config_file))
+    assert out.strip() == "no turns stored for session 'h'"
+
+
+def test_personas_lists_ids_and_aliases(config_file: Path) -> None:
+    code, out = run("personas", "--config", str(config_file))
+    assert code == 0
+    assert "jane" in out and "guide_sam" in out and "aliases: sam" in out
+
+
+def test_config_check_prints_effective_config(config_file: Path) -> None:
+    code, out = run("config", "check", str(config_file))
+    assert code == 0
+    assert json.loads(out)["providers"][-1]["type"] == "persona_fallback"
+
+
+def test_config_check_reports_errors_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"retry_schedule": [1, -2]}')
+    code, _ = run("config", "check", str(bad))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]" in err
+    bad.write_text('{"max_concurent_requests": 3}')
+    code, _ = run("config", "check", str(bad))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "did you mean 'max_concurrent_requests'?" in err
+    assert "Traceback" not in err
+
+
+def test_config_schema_is_json_schema() -> None:
+    code, out = run("config", "schema")
+    schema = json.loads(out)
+    assert schema["type"] == "object"
+    assert schema["properties"]["retry_schedule"]["type"] == "array"
+    assert "session" in schema["properties"]
+
+
+def test_bad_input_is_one_line_and_exit_2(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run("ask", "../x", "hi", "--config", str(config_file))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("valis: invalid persona id '../x'") and err.count("\n") == 1
+
+
+def test_entry_point_runs_on_trio_too(config_file: Path) -> None:
+    env = {**os.environ, "VALIS_CONFIG": str(config_file)}
+    result = subprocess.run(
+        [sys.executable, "-m", "valis_actors.cli", "--backend", "trio", "ask", "emma", "I keep procrastinating"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "-- coach_emma via persona_fallback" in result.stdout

@@ -1,0 +1,111 @@
+"""valis_actors: answer chat messages as personas, across LLM providers, on anyio actors.
+
+    import valis_actors as va
+    async with va.open_runtime(va.load_config("config.json")) as runtime:
+        reply = await runtime.ask("session-1", "jane", "I have a conflict with my manager")
+
+Importing this package imports no provider SDK: a provider's SDK is imported when
+``open_runtime`` creates that provider.
+"""
+
+from ._breaker import BreakerStatistics as BreakerStatistics
+from ._breaker import CircuitState as CircuitState
+from ._config import Config as Config
+from ._config import MemorySettings as MemorySettings
+from ._config import ProviderSettings as ProviderSettings
+from ._config import SessionSettings as SessionSettings
+from ._config import load_config as load_config
+from ._errors import ActorCrashedError as ActorCrashedError
+from ._errors import ConfigError as ConfigError
+from ._errors import ContentPolicyError as ContentPolicyError
+from ._errors import EmptyMessageError as EmptyMessageError
+from ._errors import IncompleteAnswerError as IncompleteAnswerError
+from ._errors import InvalidPersonaIdError as InvalidPersonaIdError
+from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import InvalidSessionIdError as InvalidSessionIdError
+from ._errors import MailboxFullError as MailboxFullError
+from ._errors import MemoryStoreError as MemoryStoreError
+from ._errors import MessageTooLongError as MessageTooLongError
+from ._errors import PermanentProviderError as PermanentProviderError
+from ._errors import PersonaError as PersonaError
+from ._errors import ProviderError as ProviderError
+from ._errors import ProviderTimeoutError as ProviderTimeoutError
+from ._errors import ProviderUnavailableError as ProviderUnavailableError
+from ._errors import RateLimitedError as RateLimitedError
+from ._errors import RuntimeClosedError as RuntimeClosedError
+from ._errors import SessionFailedError as SessionFailedError
+from ._errors import TransientProviderError as TransientProviderError
+from ._errors import UnknownPersonaError as UnknownPersonaError
+from ._errors import ValisError as ValisError
+from ._events import EventKind as EventKind
+from ._events import RuntimeEvent as RuntimeEvent
+from ._personas import LanguagePatterns as LanguagePatterns
+from ._personas import Persona as Persona
+from ._personas import PersonaStore as PersonaStore
+from ._personas import render_system_prompt as render_system_prompt
+from ._provider import BaseProvider as BaseProvider
+from ._provider import ProviderRequest as ProviderRequest
+from ._provider import ProviderResponse as ProviderResponse
+from ._provider import Turn as Turn
+from ._provider import Usage as Usage
+from ._provider import register_provider as register_provider
+from ._provider import registered_provider_types as registered_provider_types
+from ._reply import Attempt as Attempt
+from ._reply import AttemptOutcome as AttemptOutcome
+from ._reply import Reply as Reply
+from ._runtime import Runtime as Runtime
+from ._runtime import RuntimeStatistics as RuntimeStatistics
+from ._runtime import open_runtime as open_runtime
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorCrashedError",
+    "Attempt",
+    "AttemptOutcome",
+    "BaseProvider",
+    "BreakerStatistics",
+    "CircuitState",
+    "Config",
+    "ConfigError",
+    "ContentPolicyError",
+    "EmptyMessageError",
+    "EventKind",
+    "IncompleteAnswerError",
+    "InvalidPersonaIdError",
+    "InvalidRequestError",
+    "InvalidSessionIdError",
+    "LanguagePatterns",
+    "MailboxFullError",
+    "MemorySettings",
+    "MemoryStoreError",
+    "MessageTooLongError",
+    "PermanentProviderError",
+    "Persona",
+    "PersonaError",
+    "PersonaStore",
+    "ProviderError",
+    "ProviderRequest",
+    "ProviderResponse",
+    "ProviderSettings",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+    "Reply",
+    "Runtime",
+    "RuntimeClosedError",
+    "RuntimeEvent",
+    "RuntimeStatistics",
+    "SessionFailedError",
+    "SessionSettings",
+    "TransientProviderError",
+    "Turn",
+    "UnknownPersonaError",
+    "Usage",
+    "ValisError",
+    "load_config",
+    "open_runtime",
+    "register_provider",
+    "registered_provider_types",
+    "render_system_prompt",
+]

@@ -1,0 +1,364 @@
+"""config.json: the frozen attrs model, loading, and validation errors that name the fix.
+
+Every key is optional; ``Config()`` is the documented default configuration.
+Loading never silently replaces a bad value with a default: problems are
+collected and raised together as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from ._errors import ConfigError
+from ._provider import canonical_type, is_known_type, provider_class, registered_provider_types
+from ._validation import (
+    FieldValueError,
+    StrictTypeError,
+    at_least,
+    describe_errors,
+    did_you_mean,
+    one_of,
+    positive,
+    strict_bool,
+    strict_float,
+    strict_int,
+    strict_str,
+)
+
+__all__ = [
+    "Config",
+    "MemorySettings",
+    "ProviderSettings",
+    "SessionSettings",
+    "load_config",
+]
+
+FALLBACK_TYPE = "persona_fallback"
+_ENTRY_FIELDS = ("name", "type", "enabled", "timeout")
+
+
+@attrs.frozen
+class ProviderSettings:
+    """One provider entry of config.json's ``providers`` list.
+
+    Attributes:
+        name: Unique name of this entry; ``reply.provider`` reports it.
+        type: A registered provider type (``anthropic``, ``openai``, ``desktop_commander``,
+            ``persona_fallback``, or one registered with ``@register_provider``).
+        enabled: Disabled entries are ignored.
+        timeout: Seconds one attempt may take; ``None`` uses ``provider_timeout``.
+        options: The entry's other keys, type-specific (``model``, ``base_url``...).
+    """
+
+    name: str
+    type: str
+    enabled: bool = True
+    timeout: float | None = attrs.field(default=None, validator=positive)
+    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """One type-specific option, or ``default``."""
+        return self.options.get(key, default)
+
+    def to_json(self) -> dict[str, Any] | str:
+        """The entry as config.json would spell it."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "enabled": self.enabled}
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        out.update(self.options)
+        return out
+
+
+@attrs.frozen
+class SessionSettings:
+    """The ``session`` section: mailboxes, passivation and supervision of session actors."""
+
+    mailbox_size: int = attrs.field(default=64, validator=at_least(1))
+    idle_timeout: float = attrs.field(default=300.0, validator=positive)
+    max_restarts: int = attrs.field(default=3, validator=at_least(0))
+    restart_window: float = attrs.field(default=60.0, validator=positive)
+
+
+@attrs.frozen
+class MemorySettings:
+    """The ``memory`` section: durable conversation memory."""
+
+    enabled: bool = True
+    backend: str = attrs.field(default="sqlite", validator=one_of("sqlite", "memory"))
+    path: str | None = None
+    max_turns: int = attrs.field(default=20, validator=at_least(0))
+    max_turns_stored: int = attrs.field(default=1000, validator=at_least(1))
+    durability: str = attrs.field(default="commit", validator=one_of("commit", "async"))
+
+
+def _check_schedule(instance: object, attribute: attrs.Attribute[Any], value: tuple[float, ...]) -> None:
+    for index, delay in enumerate(value):
+        if not delay >= 0:
+            raise FieldValueError(f"{attribute.name}[{index}]", f"must be >= 0 (got {delay!r})")
+
+
+def _normalize_providers(entries: Any) -> tuple[ProviderSettings, ...]:
+    """Put the persona fallback last (adding it when absent) and check names are unique."""
+    entries = tuple(entries)
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        if entry.name in seen:
+            raise FieldValueError(
+                f"providers[{index}].name", f"{entry.name!r} is used twice; give each entry its own name"
+            )
+        seen.add(entry.name)
+        is_fallback = canonical_type(entry.type) == FALLBACK_TYPE
+        if is_fallback and index != len(entries) - 1:
+            raise FieldValueError(
+                f"providers[{index}]", "the persona fallback must be the last provider; move it to the end"
+            )
+        if is_fallback and not entry.enabled:
+            raise FieldValueError(
+                f"providers[{index}].enabled", "the persona fallback cannot be disabled: it is the last resort"
+            )
+    if not entries or canonical_type(entries[-1].type) != FALLBACK_TYPE:
+        name = FALLBACK_TYPE if FALLBACK_TYPE not in seen else f"{FALLBACK_TYPE}_last"
+        entries += (ProviderSettings(name=name, type=FALLBACK_TYPE),)
+    return entries
+
+
+def _default_providers() -> tuple[ProviderSettings, ...]:
+    return _normalize_providers(
+        (ProviderSettings(name="anthropic", type="anthropic"), ProviderSettings(name="openai", type="openai"))
+    )
+
+
+@attrs.frozen
+class Config:
+    """The runtime's configuration (config.json). ``Config()`` gives every default.
+
+    See docs/configuration.md for each key's meaning, range and default.
+    """
+
+    max_concurrent_requests: int = attrs.field(default=64, validator=at_least(1))
+    provider_timeout: float = attrs.field(default=20.0, validator=positive)
+    response_deadline: float = attrs.field(default=30.0, validator=positive)
+    circuit_breaker_threshold: int = attrs.field(default=5, validator=at_least(1))
+    circuit_breaker_timeout: float = attrs.field(default=30.0, validator=positive)
+    retry_schedule: tuple[float, ...] = attrs.field(
+        default=(1.0, 2.0, 4.0), converter=tuple, validator=_check_schedule
+    )
+    max_message_chars: int = attrs.field(default=32_000, validator=at_least(1))
+    personas_dir: str | None = None
+    unknown_persona: str = attrs.field(default="neutral", validator=one_of("neutral", "error"))
+    content_policy_failover: bool = False
+    hedge_after: float | None = attrs.field(default=None, validator=positive)
+    first_token_timeout: float | None = attrs.field(default=None, validator=positive)
+    stream_idle_timeout: float | None = attrs.field(default=None, validator=positive)
+    providers: tuple[ProviderSettings, ...] = attrs.field(
+        factory=_default_providers, converter=_normalize_providers
+    )
+    session: SessionSettings = SessionSettings()
+    memory: MemorySettings = MemorySettings()
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "config") -> Config:
+        """Build a config from parsed JSON (a dict), validating it like ``load_config``.
+
+        Raises:
+            ConfigError: Every problem found, each with its path.
+        """
+        return structure_config(data, source=source)
+
+    def to_json(self) -> dict[str, Any]:
+        """The effective configuration as a JSON-ready dict (what ``valis config check`` prints)."""
+        out: dict[str, Any] = converter.unstructure(self)
+        out["providers"] = [p.to_json() for p in self.providers]
+        return out
+
+
+def _structure_provider(value: Any, _: Any) -> ProviderSettings:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping):
+        raise StrictTypeError("a provider type name or an object with 'type'", value)
+    entry = dict(value)
+    if "type" not in entry and "name" not in entry:
+        raise FieldValueError("type", "is missing: name the provider type, e.g. {\"type\": \"openai\"}")
+    for key, check, expected in (
+        ("name", str, "a string"),
+        ("type", str, "a string"),
+        ("enabled", bool, "true or false"),
+    ):
+        if key in entry and not isinstance(entry[key], check):
+            raise FieldValueError(key, f"must be {expected} (got {entry[key]!r})")
+    type_name = entry.get("type", entry.get("name"))
+    if not is_known_type(type_name):
+        known = registered_provider_types()
+        raise FieldValueError(
+            "type",
+            f"is an unknown provider type {type_name!r}{did_you_mean(type_name, known)}; "
+            f"registered types: {', '.join(known)}",
+        )
+    timeout = entry.get("timeout")
+    if timeout is not None:
+        try:
+            timeout = strict_float(timeout, float)
+        except StrictTypeError as exc:
+            raise FieldValueError("timeout", f"must be a number of seconds ({exc})") from None
+    options = {k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}
+    _check_options(type_name, options)
+    return ProviderSettings(
+        name=entry.get("name", type_name),
+        type=type_name,
+        enabled=entry.get("enabled", True),
+        timeout=timeout,
+        options=options,
+    )
+
+
+def _check_options(type_name: str, options: dict[str, Any]) -> None:
+    """Validate type-specific options against the provider's ``options_type``, if it has one."""
+    options_type = provider_class(type_name).options_type
+    if options_type is None:
+        return
+    try:
+        converter.structure(options, options_type)
+    except Exception as exc:
+        # Reported relative to the options; _problems re-roots them below the entry's path.
+        raise _OptionsError(list(describe_errors(exc, "$"))) from None
+
+
+class _OptionsError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(int, strict_int)
+    conv.register_structure_hook(float, strict_float)
+    conv.register_structure_hook(str, strict_str)
+    conv.register_structure_hook(bool, strict_bool)
+    conv.register_structure_hook(ProviderSettings, _structure_provider)
+    conv.register_structure_hook_func(
+        _is_homogeneous_tuple, lambda v, t: _structure_sequence(conv, v, typing.get_args(t)[0])
+    )
+    return conv
+
+
+def _is_homogeneous_tuple(type_: Any) -> bool:
+    args = typing.get_args(type_)
+    return typing.get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _structure_sequence(conv: cattrs.Converter, value: Any, item: type) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise StrictTypeError("a list", value)
+    out, errors = [], []
+    for index, element in enumerate(value):
+        try:
+            out.append(conv.structure(element, item))
+        except Exception as exc:
+            exc.__notes__ = [*getattr(exc, "__notes__", []), f"index {index}"]
+            errors.append((index, exc))
+    if errors:
+        raise _SequenceError(errors)
+    return tuple(out)
+
+
+class _SequenceError(Exception):
+    def __init__(self, errors: list[tuple[int, Exception]]) -> None:
+        super().__init__("invalid items")
+        self.errors = errors
+
+
+converter = _make_converter()
+
+
+def _problems(exc: BaseException, path: str = "$") -> list[str]:
+    """Like ``describe_errors`` but aware of this module's own error wrappers."""
+    if isinstance(exc, _SequenceError):
+        return [line for index, sub in exc.errors for line in _problems(sub, f"{path}[{index}]")]
+    if isinstance(exc, _OptionsError):
+        rerooted = []
+        for line in exc.problems:
+            text, _, where = line.rpartition(" @ $")
+            rerooted.append(f"{text} @ {path}{where}")
+        return rerooted
+    if isinstance(exc, cattrs.ClassValidationError):
+        lines: list[str] = []
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            lines += _problems(sub, f"{path}.{note.name}")
+        for sub in without:
+            lines += _problems(sub, path)
+        return lines
+    return list(describe_errors(exc, path))
+
+
+def structure_config(data: Any, *, source: str = "config") -> Config:
+    """Build a ``Config`` from parsed JSON, raising ``ConfigError`` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a JSON object (got {type(data).__name__})")
+    try:
+        return converter.structure(data, Config)
+    except Exception as exc:
+        problems = tuple(_problems(exc))
+        raise ConfigError(_summary(source, problems), problems) from None
+
+
+def _summary(source: str, problems: tuple[str, ...]) -> str:
+    head = f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    return head + "".join(f"\n  - {p}" for p in problems)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate config.json.
+
+    Args:
+        path: The file. ``None`` uses ``$VALIS_CONFIG``, then ``./config.json`` if it
+            exists, else the defaults (``Config()``).
+
+    Returns:
+        The frozen configuration; relative paths in it are resolved against the
+        file's directory.
+
+    Raises:
+        ConfigError: The file is missing, not JSON (line and column given), or has
+            invalid values (each named by its path, e.g. ``$.retry_schedule[1]``).
+    """
+    if path is None:
+        path = os.environ.get("VALIS_CONFIG") or None
+        if path is None:
+            if not Path("config.json").is_file():
+                return Config()
+            path = "config.json"
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such config file; create it or set VALIS_CONFIG to its path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    config = structure_config(data, source=str(file))
+    return _resolve_paths(config, file.resolve().parent)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    changes: dict[str, Any] = {}
+    if config.personas_dir is not None and not Path(config.personas_dir).is_absolute():
+        changes["personas_dir"] = str(base / config.personas_dir)
+    if config.memory.path is not None and not Path(config.memory.path).is_absolute():
+        changes["memory"] = attrs.evolve(config.memory, path=str(base / config.memory.path))
+    return attrs.evolve(config, **changes) if changes else config

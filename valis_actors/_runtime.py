@@ -1,0 +1,357 @@
+"""The runtime: ``open_runtime`` owns every actor; ``Runtime.ask`` is the front door.
+
+Task tree (all structured; leaving ``open_runtime`` leaves no task behind):
+
+    open_runtime
+    ├── breaker actor                  (one; circuit state of every provider)
+    ├── memory actor                   (one, when memory is enabled)
+    └── sessions task group
+        └── session actor × live sessions   (one per session id)
+
+On a normal exit the runtime stops accepting messages, lets every session actor
+answer what is already in its mailbox (each bounded by its deadline), then stops
+the breaker and memory actors. On an error exit everything is cancelled and the
+callers still waiting get ``RuntimeClosedError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+
+from ._breaker import BreakerActor, BreakerStatistics
+from ._cascade import Cascade
+from ._config import Config, ProviderSettings
+from ._errors import (
+    ConfigError,
+    EmptyMessageError,
+    InvalidRequestError,
+    InvalidSessionIdError,
+    MailboxFullError,
+    MessageTooLongError,
+    RuntimeClosedError,
+)
+from ._events import EventHook, EventKind, RuntimeEvent
+from ._memory import Memory, open_memory
+from ._personas import Persona, PersonaStore, render_system_prompt
+from ._provider import BaseProvider, provider_class
+from ._reply import Reply
+from ._session import Envelope, EnvelopeState, SessionActor
+
+__all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
+
+logger = logging.getLogger("valis_actors.runtime")
+
+MAX_SESSION_ID_CHARS = 256
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """A snapshot of the runtime, from ``Runtime.statistics()``.
+
+    Attributes:
+        live_sessions: Session actors currently alive (not passivated).
+        queued_messages: Messages waiting in all mailboxes.
+        mailbox_depths: Waiting messages per session, for sessions with any.
+        attempts_in_flight: Provider attempts running now (the persona fallback excluded).
+        max_concurrent_requests: The configured bound on ``attempts_in_flight``.
+        replies_delivered: Replies delivered since the runtime opened.
+        breakers: Each provider's circuit.
+        closed: True once the runtime stopped accepting messages.
+    """
+
+    live_sessions: int
+    queued_messages: int
+    mailbox_depths: Mapping[str, int]
+    attempts_in_flight: int
+    max_concurrent_requests: int
+    replies_delivered: int
+    breakers: Mapping[str, BreakerStatistics]
+    closed: bool
+
+
+class Runtime:
+    """A running VALIS runtime. Get one from :func:`open_runtime`; never construct it."""
+
+    def __init__(
+        self,
+        config: Config,
+        personas: PersonaStore,
+        providers: list[BaseProvider],
+        breaker: BreakerActor,
+        memory: Memory | None,
+        hook: EventHook | None,
+    ) -> None:
+        self.config = config
+        self.personas = personas
+        self.providers = tuple(providers)
+        self._hook = hook
+        self._memory = memory
+        self._breaker = breaker
+        self._limiter = anyio.Semaphore(config.max_concurrent_requests)
+        self._cascade = Cascade(
+            [p for p in providers if not p.local],
+            providers[-1],
+            breaker=breaker,
+            limiter=self._limiter,
+            retry_schedule=config.retry_schedule,
+            provider_timeout=config.provider_timeout,
+            content_policy_failover=config.content_policy_failover,
+            hook=hook,
+        )
+        self._sessions: dict[str, SessionActor] = {}
+        self._sessions_tg: TaskGroup | None = None
+        self._prompts: dict[str, str] = {}
+        self._closed = False
+        self._delivered = 0
+        self._accepted = 0
+
+    def provider(self, name: str) -> BaseProvider:
+        """The provider instance created for the config entry ``name``.
+
+        Raises:
+            KeyError: No enabled provider has that name.
+        """
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(f"no enabled provider named {name!r}; enabled: {', '.join(p.name for p in self.providers)}")
+
+    @property
+    def closed(self) -> bool:
+        """True once the runtime accepts no more messages."""
+        return self._closed
+
+    async def ask(self, session_id: str, persona_id: str, message: str, *, deadline: float | None = None) -> Reply:
+        """Answer ``message`` as ``persona_id`` in session ``session_id``.
+
+        Messages of one session are answered strictly in the order they were
+        accepted; different sessions run concurrently. A reply always arrives by
+        the deadline (the persona fallback answers if no provider can).
+
+        Args:
+            session_id: The conversation (1-256 characters).
+            persona_id: A persona id or alias; unknown ids get the neutral persona
+                (or an error, per ``unknown_persona``).
+            message: The user's message: non-empty, at most ``max_message_chars``.
+            deadline: Seconds for this call, overriding ``response_deadline``.
+
+        Raises:
+            InvalidRequestError: A bad argument (refused before reaching a mailbox).
+            UnknownPersonaError: Unknown persona with ``unknown_persona: "error"``.
+            RuntimeClosedError: The runtime is closed.
+            MailboxFullError: The session's mailbox stayed full until the deadline.
+            SessionFailedError: The session crashed too often and is refusing messages.
+            ActorCrashedError: The session crashed while answering this message.
+        """
+        envelope = self._accept(session_id, persona_id, message, deadline)
+        actor = self._actor_for(session_id)
+        try:
+            actor.send.send_nowait(envelope)
+        except anyio.WouldBlock:
+            await self._send_with_backpressure(actor, envelope)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()") from None
+        envelope.seq = self._accepted  # runtime-wide, increasing in acceptance order
+        self._accepted += 1
+        if self._hook is not None:
+            self._hook(
+                RuntimeEvent(
+                    EventKind.MESSAGE_ACCEPTED, envelope.started, session_id, envelope.seq,
+                    data={"deadline": envelope.deadline, "message": message},
+                )
+            )
+        try:
+            await envelope.done.wait()
+        except BaseException:
+            self._abandon(session_id, envelope)
+            raise
+        if envelope.error is not None:
+            raise envelope.error
+        assert envelope.reply is not None  # the actor sets one or the other
+        return envelope.reply
+
+    def _accept(self, session_id: object, persona_id: object, message: object, deadline: float | None) -> Envelope:
+        """Validate the arguments and build the envelope; nothing reaches a mailbox on error."""
+        if self._closed:
+            raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()")
+        if not isinstance(session_id, str):
+            raise InvalidSessionIdError(f"session id must be a string, got {type(session_id).__name__}")
+        if not session_id or len(session_id) > MAX_SESSION_ID_CHARS:
+            raise InvalidSessionIdError(
+                f"session id must be 1 to {MAX_SESSION_ID_CHARS} characters (got {len(session_id)})"
+            )
+        if not isinstance(message, str):
+            raise InvalidRequestError(f"message must be a string, got {type(message).__name__}")
+        if not message.strip():
+            raise EmptyMessageError("message is empty; send some text")
+        limit = self.config.max_message_chars
+        if len(message) > limit:
+            raise MessageTooLongError(
+                f"message is {len(message)} characters, over max_message_chars={limit}; "
+                "shorten it or raise max_message_chars in config.json"
+            )
+        if not isinstance(persona_id, str):
+            raise InvalidRequestError(f"persona id must be a string, got {type(persona_id).__name__}")
+        persona = self.personas.get(persona_id)
+        if deadline is None:
+            deadline = self.config.response_deadline
+        elif isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
+            raise InvalidRequestError(f"deadline must be a number of seconds > 0 (got {deadline!r})")
+        now = anyio.current_time()
+        return Envelope(persona, message, now, now + deadline)
+
+    def _actor_for(self, session_id: str) -> SessionActor:
+        actor = self._sessions.get(session_id)
+        if actor is not None:
+            if actor.failed is None:
+                return actor
+            if anyio.current_time() < actor.failed_until:
+                raise actor.failed
+        assert self._sessions_tg is not None
+        actor = SessionActor(self, session_id, self.config.session.mailbox_size)
+        self._sessions[session_id] = actor
+        self._sessions_tg.start_soon(actor.run, self.config.session.idle_timeout, name=f"session:{session_id}")
+        if self._hook is not None:
+            self._hook(RuntimeEvent(EventKind.SESSION_ACTIVATED, anyio.current_time(), session_id))
+        return actor
+
+    async def _send_with_backpressure(self, actor: SessionActor, envelope: Envelope) -> None:
+        wait = envelope.deadline - anyio.current_time()
+        try:
+            with anyio.move_on_after(wait):
+                await actor.send.send(envelope)
+                return
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise RuntimeClosedError("the runtime closed while this message waited for mailbox space") from None
+        raise MailboxFullError(
+            f"session {actor.session_id!r}: mailbox full ({self.config.session.mailbox_size} messages) "
+            f"for {wait:.3g}s; wait for replies before sending more, or raise session.mailbox_size"
+        )
+
+    def _abandon(self, session_id: str, envelope: Envelope) -> None:
+        """The caller gave up: drop a queued message, cancel a running one's attempts."""
+        if envelope.state is EnvelopeState.QUEUED:
+            envelope.state = EnvelopeState.DROPPED
+            if self._hook is not None:
+                self._hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, anyio.current_time(), session_id, envelope.seq))
+        elif envelope.state is EnvelopeState.RUNNING and envelope.scope is not None:
+            envelope.scope.cancel()
+
+    def _passivate(self, actor: SessionActor) -> bool:
+        """Called by an idle actor: retire it if its mailbox is still empty."""
+        if actor.depth() or self._sessions.get(actor.session_id) is not actor:
+            return False
+        del self._sessions[actor.session_id]
+        actor.send.close()
+        if self._hook is not None:
+            self._hook(RuntimeEvent(EventKind.SESSION_PASSIVATED, anyio.current_time(), actor.session_id))
+        return True
+
+    def _system_prompt(self, persona: Persona) -> str:
+        prompt = self._prompts.get(persona.id)
+        if prompt is None:
+            prompt = self._prompts[persona.id] = render_system_prompt(persona)
+        return prompt
+
+    def _begin_close(self) -> None:
+        """Refuse new messages; let actors finish their mailboxes and exit. Idempotent."""
+        self._closed = True
+        for actor in list(self._sessions.values()):
+            actor.send.close()
+        self._sessions.clear()
+
+    def statistics(self) -> RuntimeStatistics:
+        """A snapshot of sessions, mailboxes, attempts in flight and circuits."""
+        depths = {sid: d for sid, actor in self._sessions.items() if (d := actor.depth())}
+        limit = self.config.max_concurrent_requests
+        return RuntimeStatistics(
+            live_sessions=len(self._sessions),
+            queued_messages=sum(depths.values()),
+            mailbox_depths=depths,
+            attempts_in_flight=limit - self._limiter.value,
+            max_concurrent_requests=limit,
+            replies_delivered=self._delivered,
+            breakers=dict(self._breaker.view),
+            closed=self._closed,
+        )
+
+
+def _create_provider(settings: ProviderSettings) -> BaseProvider:
+    try:
+        cls = provider_class(settings.type)
+        return cls(settings)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"provider {settings.name!r} (type {settings.type!r}) cannot be created: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_runtime(config: Config | None = None, *, event_hook: EventHook | None = None) -> AsyncIterator[Runtime]:
+    """Open a runtime: start its actors, yield it, and close it cleanly on exit.
+
+    Args:
+        config: The configuration (``load_config()`` reads config.json); ``None`` means ``Config()``.
+        event_hook: Called synchronously with every ``RuntimeEvent`` (see ``valis_actors.testing``).
+
+    Raises:
+        ConfigError: A provider cannot be created, or the personas folder is missing.
+        MemoryStoreError: The conversation store cannot be opened.
+
+    Errors raised by the body come out as themselves, never wrapped in an ExceptionGroup.
+    """
+    config = config if config is not None else Config()
+    personas = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir, config.unknown_persona)
+    for problem in personas.problems:
+        logger.warning("persona not loaded: %s", problem)
+    providers = [_create_provider(s) for s in config.providers if s.enabled]
+    breaker = BreakerActor(
+        [p.name for p in providers if not p.local],
+        threshold=config.circuit_breaker_threshold,
+        timeout=config.circuit_breaker_timeout,
+        hook=event_hook,
+    )
+    body_error: BaseException | None = None
+    opened: list[BaseProvider] = []
+    try:
+        for provider in providers:
+            await provider.aopen()
+            opened.append(provider)
+        async with open_memory(config.memory) as memory:
+            runtime = Runtime(config, personas, providers, breaker, memory, event_hook)
+            async with anyio.create_task_group() as actors:
+                actors.start_soon(breaker.run, name="breaker")
+                try:
+                    async with anyio.create_task_group() as sessions:
+                        runtime._sessions_tg = sessions
+                        try:
+                            yield runtime
+                        except BaseException as exc:
+                            # Kept aside and re-raised below as itself: raising it through the
+                            # task groups would wrap it in an ExceptionGroup.
+                            body_error = exc
+                            runtime._closed = True
+                            actors.cancel_scope.cancel()
+                        else:
+                            runtime._begin_close()
+                finally:
+                    runtime._begin_close()
+                    breaker.close()
+    finally:
+        breaker.dispose()
+        with anyio.CancelScope(shield=True):
+            for provider in reversed(opened):
+                try:
+                    await provider.aclose()
+                except Exception:
+                    logger.exception("closing provider %r failed", provider.name)
+    if body_error is not None:
+        raise body_error

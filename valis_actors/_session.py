@@ -1,0 +1,283 @@
+"""The session actor: one mailbox, one task, messages answered strictly in order.
+
+Only the actor's task touches the session's state (its history cache, its
+restart record), so no lock guards it. Callers talk to it through ``Envelope``
+objects put in its bounded mailbox, and wait on the envelope's event.
+
+Lifecycle: created on the first message, passivated after ``idle_timeout``
+seconds with an empty mailbox (its memory given back), re-created on the next
+message. Supervision: an unexpected exception while processing a message fails
+that message with ``ActorCrashedError`` and restarts the actor with fresh state
+(the mailbox and its queued messages survive); more than ``max_restarts`` in
+``restart_window`` seconds and the session refuses messages with
+``SessionFailedError`` until the window has passed.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
+from ._events import EventKind, RuntimeEvent
+from ._personas import Persona, render_system_prompt
+from ._provider import ProviderRequest, Turn
+from ._reply import Reply
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["Envelope", "SessionActor"]
+
+logger = logging.getLogger("valis_actors.session")
+
+
+class EnvelopeState(enum.Enum):
+    QUEUED = 0
+    RUNNING = 1
+    DONE = 2
+    DROPPED = 3
+
+
+class Envelope:
+    """One message on its way through a session actor, and the slot for its reply."""
+
+    __slots__ = (
+        "done",
+        "error",
+        "message",
+        "persona",
+        "reply",
+        "scope",
+        "seq",
+        "started",
+        "deadline",
+        "state",
+    )
+
+    def __init__(self, persona: Persona, message: str, started: float, deadline: float) -> None:
+        self.persona = persona
+        self.message = message
+        self.started = started
+        self.deadline = deadline
+        self.done = anyio.Event()
+        self.state = EnvelopeState.QUEUED
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.seq = -1
+
+    def fail(self, error: BaseException) -> None:
+        """Complete the envelope with an error for its caller."""
+        if self.state is not EnvelopeState.DROPPED:
+            self.state = EnvelopeState.DONE
+        self.error = error
+        self.done.set()
+
+
+class SessionActor:
+    """The actor of one session. Created and supervised by the runtime."""
+
+    __slots__ = (
+        "_history",
+        "_receive",
+        "_restarts",
+        "_runtime",
+        "failed",
+        "failed_until",
+        "send",
+        "session_id",
+    )
+
+    def __init__(self, runtime: Runtime, session_id: str, mailbox_size: int) -> None:
+        self._runtime = runtime
+        self.session_id = session_id
+        self.send: MemoryObjectSendStream[Envelope]
+        self._receive: MemoryObjectReceiveStream[Envelope]
+        self.send, self._receive = anyio.create_memory_object_stream[Envelope](mailbox_size)
+        self._history: dict[str, list[Turn]] | None = None
+        self._restarts: deque[float] | None = None
+        self.failed: SessionFailedError | None = None
+        self.failed_until = 0.0
+
+    def depth(self) -> int:
+        """Messages waiting in the mailbox."""
+        return self._receive.statistics().current_buffer_used
+
+    async def run(self, idle_timeout: float) -> None:
+        """Process the mailbox until passivation, failure, or the runtime closes it."""
+        receive = self._receive
+        runtime = self._runtime
+        try:
+            while True:
+                try:
+                    envelope = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    envelope = None
+                    with anyio.move_on_after(idle_timeout):
+                        envelope = await receive.receive()
+                    if envelope is None:
+                        if runtime._passivate(self):
+                            return
+                        continue
+                except anyio.EndOfStream:
+                    return
+                if envelope.state is EnvelopeState.DROPPED:
+                    continue
+                try:
+                    await self._process(envelope)
+                except anyio.get_cancelled_exc_class():
+                    if envelope.state is EnvelopeState.RUNNING:
+                        envelope.fail(RuntimeClosedError("the runtime closed while answering this message"))
+                    raise
+                except Exception as exc:
+                    if not self._supervise(envelope, exc):
+                        return
+        except anyio.EndOfStream:
+            return
+        finally:
+            self._fail_queued()
+
+    async def _process(self, envelope: Envelope) -> None:
+        runtime = self._runtime
+        hook = runtime._hook
+        envelope.state = EnvelopeState.RUNNING
+        persona = envelope.persona
+        if hook is not None:
+            hook(RuntimeEvent(EventKind.MESSAGE_STARTED, anyio.current_time(), self.session_id, envelope.seq))
+        try:
+            history = await self._load_history(persona.id)
+        except MemoryStoreError as exc:
+            self._fail_message(envelope, exc)
+            return
+        request = ProviderRequest(
+            session_id=self.session_id,
+            persona=persona,
+            message=envelope.message,
+            system_prompt=runtime._system_prompt(persona),
+            history=tuple(history),
+            deadline=envelope.deadline,
+        )
+        scope = envelope.scope = anyio.CancelScope()
+        with scope:
+            result = await runtime._cascade.answer(request, seq=envelope.seq)
+            now = anyio.current_time()
+            reply = Reply(
+                text=result.response.text,
+                provider=result.provider,
+                persona_id=persona.id,
+                session_id=self.session_id,
+                fallback_used=result.fallback_used,
+                attempts=result.attempts,
+                model=result.response.model,
+                usage=result.response.usage,
+                elapsed=now - envelope.started,
+                refusal=result.refusal,
+            )
+            if runtime._memory is not None:
+                turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
+                try:
+                    await runtime._memory.record(self.session_id, turn)
+                except MemoryStoreError as exc:
+                    # Not a crash: the store failed (full disk...). This caller learns it; others go on.
+                    self._fail_message(envelope, exc)
+                    return
+                if runtime._memory.max_turns:
+                    history.append(turn)
+                    del history[: -runtime._memory.max_turns]
+        if scope.cancelled_caught:
+            # Only the caller cancels this scope: it gave up, nobody is waiting for a reply.
+            envelope.state = EnvelopeState.DROPPED
+            envelope.done.set()
+            if hook is not None:
+                hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, anyio.current_time(), self.session_id, envelope.seq))
+            return
+        envelope.reply = reply
+        envelope.state = EnvelopeState.DONE
+        envelope.done.set()
+        runtime._delivered += 1
+        if hook is not None:
+            hook(
+                RuntimeEvent(
+                    EventKind.REPLY_DELIVERED,
+                    anyio.current_time(),
+                    self.session_id,
+                    envelope.seq,
+                    reply.provider,
+                    {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
+                )
+            )
+
+    def _fail_message(self, envelope: Envelope, error: BaseException) -> None:
+        envelope.fail(error)
+        hook = self._runtime._hook
+        if hook is not None:
+            hook(
+                RuntimeEvent(
+                    EventKind.MESSAGE_FAILED, anyio.current_time(), self.session_id, envelope.seq,
+                    data={"error": repr(error)},
+                )
+            )
+
+    async def _load_history(self, persona_id: str) -> list[Turn]:
+        memory = self._runtime._memory
+        if memory is None:
+            return []
+        if self._history is None:
+            self._history = {}
+        history = self._history.get(persona_id)
+        if history is None:
+            history = list(await memory.history(self.session_id, persona_id))
+            self._history[persona_id] = history
+        return history
+
+    def _supervise(self, envelope: Envelope, exc: Exception) -> bool:
+        """Handle a crash while processing; True to go on with fresh state, False to stop."""
+        runtime = self._runtime
+        now = anyio.current_time()
+        logger.error("session %r crashed on message %d", self.session_id, envelope.seq, exc_info=exc)
+        if isinstance(exc, ValisError) and not isinstance(exc, RuntimeClosedError):
+            error: ValisError = exc  # e.g. a MemoryStoreError: give it to the caller as it is
+        else:
+            error = ActorCrashedError(f"session {self.session_id!r} crashed while answering: {exc!r}")
+            error.__cause__ = exc
+        self._fail_message(envelope, error)
+        settings = runtime.config.session
+        restarts = self._restarts = self._restarts or deque()
+        restarts.append(now)
+        while restarts and restarts[0] < now - settings.restart_window:
+            restarts.popleft()
+        # A restart: the actor's state is rebuilt from scratch; the mailbox survives.
+        self._history = None
+        if len(restarts) > settings.max_restarts:
+            self.failed = SessionFailedError(
+                f"session {self.session_id!r} crashed {len(restarts)} times in {settings.restart_window:g}s "
+                f"(max_restarts={settings.max_restarts}); it refuses messages for {settings.restart_window:g}s. "
+                f"Last error: {exc!r}"
+            )
+            self.failed_until = now + settings.restart_window
+            self.send.close()  # the runtime checks `failed` before sending; nothing else may come in
+            return False
+        if runtime._hook is not None:
+            runtime._hook(
+                RuntimeEvent(EventKind.ACTOR_RESTARTED, now, self.session_id, data={"restarts": len(restarts)})
+            )
+        return True
+
+    def _fail_queued(self) -> None:
+        """Give every message still queued an error: nothing is left waiting forever."""
+        error: ValisError = self.failed or RuntimeClosedError("the runtime closed before this message was answered")
+        while True:
+            try:
+                envelope = self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if envelope.state is EnvelopeState.QUEUED:
+                envelope.fail(error)
+        self._receive.close()

@@ -1,0 +1,163 @@
+"""Conversation stores: where turns live. Blocking, and owned by the memory actor.
+
+A store is a small synchronous interface; the memory actor calls it from its own
+worker thread (SQLite) or inline (the process-local store, which never hops
+threads and so works on trio's virtual clock). sqlite3 errors are translated
+into ``MemoryStoreError`` here, at the boundary, naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ._errors import MemoryStoreError
+from ._provider import Turn
+
+__all__ = ["ConversationStore", "InProcessStore", "SqliteStore", "default_memory_path"]
+
+
+def default_memory_path() -> Path:
+    """``$XDG_DATA_HOME/valis/memory.sqlite3`` (``~/.local/share/valis/memory.sqlite3``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "valis" / "memory.sqlite3"
+
+
+class ConversationStore(Protocol):
+    """What the memory actor needs from a storage backend (all calls blocking)."""
+
+    #: True if calls may block and must run in a worker thread.
+    blocking: bool
+
+    def append(self, rows: Sequence[tuple[str, Turn]], max_stored: int) -> None:
+        """Store turns ``(session_id, turn)`` in one transaction; trim each session to ``max_stored``."""
+
+    def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
+        """The last ``limit`` turns of a session (of one persona, if given), oldest first."""
+
+    def forget(self, session_id: str) -> int:
+        """Delete a session's turns; return how many there were."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+class InProcessStore:
+    """Turns kept in this process only: for tests and ephemeral apps."""
+
+    blocking = False
+
+    def __init__(self) -> None:
+        self._turns: dict[str, list[Turn]] = defaultdict(list)
+
+    def append(self, rows: Sequence[tuple[str, Turn]], max_stored: int) -> None:
+        for session_id, turn in rows:
+            turns = self._turns[session_id]
+            turns.append(turn)
+            if len(turns) > max_stored:
+                del turns[:-max_stored]
+
+    def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
+        turns = self._turns.get(session_id, [])
+        if persona_id is not None:
+            turns = [t for t in turns if t.persona_id == persona_id]
+        return list(turns[-limit:]) if limit > 0 else []
+
+    def forget(self, session_id: str) -> int:
+        return len(self._turns.pop(session_id, []))
+
+    def close(self) -> None:
+        self._turns.clear()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    persona_id TEXT NOT NULL,
+    user_text TEXT NOT NULL,
+    reply_text TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_by_session ON turns (session_id, persona_id, id);
+"""
+
+
+class SqliteStore:
+    """Turns in a SQLite file (WAL mode). Used from one thread at a time."""
+
+    blocking = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise MemoryStoreError(f"cannot open memory file {str(self.path)!r}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT count(*) FROM turns").fetchone()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise MemoryStoreError(
+                f"memory file {str(self.path)!r} is not a usable VALIS database ({exc}); "
+                "it was left untouched: move it away or point memory.path elsewhere"
+            ) from exc
+
+    def _fail(self, action: str, exc: Exception) -> MemoryStoreError:
+        return MemoryStoreError(f"cannot {action} memory file {str(self.path)!r}: {exc}")
+
+    def append(self, rows: Sequence[tuple[str, Turn]], max_stored: int) -> None:
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO turns (session_id, persona_id, user_text, reply_text, provider, model, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (sid, t.persona_id, t.user, t.assistant, t.provider, t.model, t.created_at)
+                        for sid, t in rows
+                    ],
+                )
+                for sid in {sid for sid, _ in rows}:
+                    self._db.execute(
+                        "DELETE FROM turns WHERE session_id = ? AND id <= "
+                        "(SELECT id FROM turns WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (sid, sid, max_stored),
+                    )
+        except sqlite3.Error as exc:
+            raise self._fail("write to", exc) from exc
+
+    def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
+        if limit <= 0:
+            return []
+        query = "SELECT user_text, reply_text, persona_id, provider, model, created_at FROM turns WHERE session_id = ?"
+        args: tuple[object, ...] = (session_id,)
+        if persona_id is not None:
+            query += " AND persona_id = ?"
+            args += (persona_id,)
+        try:
+            rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail("read", exc) from exc
+        return [Turn(*row) for row in reversed(rows)]
+
+    def forget(self, session_id: str) -> int:
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                return self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,)).rowcount
+        except sqlite3.Error as exc:
+            raise self._fail("delete from", exc) from exc
+
+    def close(self) -> None:
+        self._db.close()

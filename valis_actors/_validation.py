@@ -1,0 +1,135 @@
+"""Validators and error formatting shared by config and persona loading.
+
+Validators raise ``FieldValueError`` carrying the field they belong to, so that
+the cattrs error tree can be turned into lines like
+``retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+
+class FieldValueError(ValueError):
+    """A value failed validation; ``suffix`` is its path below the object validated."""
+
+    def __init__(self, suffix: str, problem: str) -> None:
+        super().__init__(f"{suffix.lstrip('.')} {problem}")
+        self.suffix = suffix if suffix.startswith(("[", ".")) else f".{suffix}"
+        self.problem = problem
+
+
+def positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """Validate that a number is > 0 (None passes: it means "not set")."""
+    if value is not None and not value > 0:
+        raise FieldValueError(attribute.name, f"must be > 0 (got {value!r})")
+
+
+def at_least(minimum: float) -> Callable[[object, attrs.Attribute[Any], float], None]:
+    """Validate that a number is >= ``minimum``."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+        if not value >= minimum:
+            raise FieldValueError(attribute.name, f"must be >= {minimum} (got {value!r})")
+
+    return check
+
+
+def one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], str], None]:
+    """Validate that a string is one of ``choices``."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            listed = ", ".join(repr(c) for c in choices)
+            hint = did_you_mean(value, choices)
+            raise FieldValueError(attribute.name, f"must be one of {listed} (got {value!r}){hint}")
+
+    return check
+
+
+def did_you_mean(word: str, candidates: Any) -> str:
+    """Return ``"; did you mean 'x'?"`` when a close candidate exists, else ``""``."""
+    matches = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def _type_name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
+
+
+def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
+    """Flatten a cattrs error tree into one human line per problem, each ending in ``@ path``."""
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from describe_errors(sub, f"{path}.{note.name}")
+        for sub in without:
+            yield from describe_errors(sub, path)
+    elif isinstance(exc, IterableValidationError):
+        with_index, without = exc.group_exceptions()
+        for sub, inote in with_index:
+            yield from describe_errors(sub, f"{path}[{inote.index}]")
+        for sub in without:
+            yield from describe_errors(sub, path)
+    elif isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from describe_errors(sub, path)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        for key in sorted(exc.extra_fields):
+            hint = did_you_mean(key, known) or f"; known keys: {', '.join(known)}"
+            yield f"unknown key {key!r}{hint} @ {path}"
+    elif isinstance(exc, FieldValueError):
+        full = path + exc.suffix
+        yield f"{full.removeprefix('$.')} {exc.problem} @ {full}"
+    elif isinstance(exc, KeyError):
+        yield f"required key {exc.args[0]!r} is missing @ {path}"
+    elif isinstance(exc, StrictTypeError):
+        yield f"expected {exc.expected}, got {exc.got} @ {path}"
+    else:
+        yield f"{exc} @ {path}"
+
+
+class StrictTypeError(TypeError):
+    """A JSON value has the wrong type (cattrs would otherwise coerce it)."""
+
+    def __init__(self, expected: str, value: object) -> None:
+        got = f"{type(value).__name__} {value!r}"
+        if len(got) > 80:
+            got = got[:77] + "..."
+        super().__init__(f"expected {expected}, got {got}")
+        self.expected = expected
+        self.got = got
+
+
+def strict_int(value: object, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StrictTypeError("an integer", value)
+    return value
+
+
+def strict_float(value: object, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StrictTypeError("a number", value)
+    return float(value)
+
+
+def strict_str(value: object, _: Any) -> str:
+    if not isinstance(value, str):
+        raise StrictTypeError("a string", value)
+    return value
+
+
+def strict_bool(value: object, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise StrictTypeError("true or false", value)
+    return value

@@ -1,0 +1,16 @@
+"""Testing kit: drive the runtime deterministically in your own tests.
+
+- ``ScriptedProvider`` (config type ``"scripted"``) and ``Step``: providers whose
+  every call follows a script or a seeded fault plan, recording what they received.
+- ``EventRecorder``: collects the runtime's events and checks its invariants.
+- ``valis_actors.testing.strategies``: Hypothesis strategies.
+
+See docs/testing.md.
+"""
+
+from ._scripted import Call as Call
+from ._scripted import ScriptedOptions as ScriptedOptions
+from ._scripted import ScriptedProvider as ScriptedProvider
+from ._scripted import Step as Step
+
+__all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]

@@ -1,0 +1,228 @@
+"""``ScriptedProvider``: a provider whose every call follows a script, for tests.
+
+Register-free to use: config type ``"scripted"``. Each call pops the next step
+of its script (or follows a seeded random fault plan, or the default step) and
+records what it received, when, and how many calls were in flight.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anyio
+import attrs
+
+from .._errors import (
+    ContentPolicyError,
+    PermanentProviderError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from .._provider import (
+    BaseProvider,
+    ProviderRequest,
+    ProviderResponse,
+    Turn,
+    Usage,
+    provider_options,
+    register_provider,
+)
+
+__all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]
+
+STEP_KINDS = ("answer", "transient", "rate_limited", "permanent", "content_policy", "hang", "unavailable", "crash")
+
+
+@attrs.frozen
+class Step:
+    """What one call does. Build steps with the class methods.
+
+    Attributes:
+        kind: One of ``answer``, ``transient``, ``rate_limited``, ``permanent``,
+            ``content_policy``, ``hang``, ``unavailable``, ``crash`` (raises a
+            RuntimeError: a provider bug).
+        delay: Seconds before the step acts (answers or fails).
+        text: The answer (``answer``); default ``"<provider>: <message>"``.
+        retry_after: The wait asked for (``rate_limited``).
+    """
+
+    kind: str = attrs.field(default="answer", validator=attrs.validators.in_(STEP_KINDS))
+    delay: float = 0.0
+    text: str | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def answer(cls, text: str | None = None, delay: float = 0.0) -> Step:
+        return cls("answer", delay, text)
+
+    @classmethod
+    def transient(cls, delay: float = 0.0) -> Step:
+        return cls("transient", delay)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | None = None, delay: float = 0.0) -> Step:
+        return cls("rate_limited", delay, retry_after=retry_after)
+
+    @classmethod
+    def permanent(cls, delay: float = 0.0) -> Step:
+        return cls("permanent", delay)
+
+    @classmethod
+    def content_policy(cls) -> Step:
+        return cls("content_policy")
+
+    @classmethod
+    def hang(cls) -> Step:
+        return cls("hang")
+
+    @classmethod
+    def unavailable(cls) -> Step:
+        return cls("unavailable")
+
+    @classmethod
+    def crash(cls) -> Step:
+        return cls("crash")
+
+
+@attrs.frozen
+class ScriptedOptions:
+    """Options of a ``scripted`` config entry.
+
+    Attributes:
+        script: Steps for the first calls, in order.
+        default: The step once the script is used up.
+        fault_rate: With ``seed`` set: the chance that a call (after the script) fails.
+        faults: Which failure steps the random plan draws from.
+        seed: Seed of the random fault plan; None disables it.
+        model: The model name reported on answers.
+        chunks: How many chunks a streamed answer is cut into.
+    """
+
+    script: tuple[Step, ...] = ()
+    default: Step = Step()
+    fault_rate: float = 0.0
+    faults: tuple[Step, ...] = (Step("transient"),)
+    seed: int | None = None
+    model: str = "scripted-model"
+    chunks: int = 3
+
+
+@attrs.frozen
+class Call:
+    """One call a ``ScriptedProvider`` received."""
+
+    session_id: str
+    persona_id: str
+    message: str
+    history: tuple[Turn, ...]
+    step: Step
+    started: float
+    ended: float | None
+    outcome: str
+    concurrency: int
+
+
+@register_provider("scripted")
+class ScriptedProvider(BaseProvider):
+    """A provider driven by a script of ``Step``s; records every call.
+
+    Attributes:
+        calls: Every finished (or cancelled) call, in finishing order.
+        in_flight: Calls running now; ``max_in_flight``: the most seen at once.
+    """
+
+    options_type = ScriptedOptions
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.options = provider_options(settings, ScriptedOptions)
+        self._script: deque[Step] = deque(self.options.script)
+        self.default = self.options.default
+        self._random = random.Random(self.options.seed) if self.options.seed is not None else None
+        self.calls: list[Call] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.unavailable: str | None = None
+
+    def script(self, *steps: Step) -> None:
+        """Queue steps for the next calls."""
+        self._script.extend(steps)
+
+    def set_default(self, step: Step) -> None:
+        """The step used once the script is exhausted (e.g. ``Step.transient()``: down)."""
+        self.default = step
+
+    def unavailable_reason(self) -> str | None:
+        return self.unavailable
+
+    def _next_step(self) -> Step:
+        if self._script:
+            return self._script.popleft()
+        if self._random is not None and self._random.random() < self.options.fault_rate:
+            return self._random.choice(self.options.faults)
+        return self.default
+
+    async def get_response(self, request: ProviderRequest) -> ProviderResponse:
+        step = self._next_step()
+        started = anyio.current_time()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        concurrency = self.in_flight
+        outcome = "cancelled"
+        try:
+            response = await self._act(step, request)
+            outcome = "answer"
+            return response
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self.in_flight -= 1
+            self.calls.append(
+                Call(
+                    request.session_id, request.persona.id, request.message, request.history, step,
+                    started, anyio.current_time(), outcome, concurrency,
+                )
+            )
+
+    async def _act(self, step: Step, request: ProviderRequest) -> ProviderResponse:
+        if step.kind == "hang":
+            await anyio.sleep_forever()
+        if step.delay:
+            await anyio.sleep(step.delay)
+        if step.kind == "answer":
+            text = step.text if step.text is not None else f"{self.name}: {request.message}"
+            return ProviderResponse(text, self.options.model, Usage(len(request.message.split()), len(text.split())))
+        if step.kind == "transient":
+            raise TransientProviderError(f"{self.name}: scripted transient failure")
+        if step.kind == "rate_limited":
+            raise RateLimitedError(f"{self.name}: scripted rate limit", retry_after=step.retry_after)
+        if step.kind == "permanent":
+            raise PermanentProviderError(f"{self.name}: scripted permanent failure")
+        if step.kind == "content_policy":
+            raise ContentPolicyError(f"{self.name}: scripted content policy refusal")
+        if step.kind == "unavailable":
+            raise ProviderUnavailableError(f"{self.name}: scripted unavailable")
+        raise RuntimeError(f"{self.name}: scripted crash (a provider bug)")
+
+    def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        return self._stream(request)
+
+    async def _stream(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        response = await self.get_response(request)
+        for chunk in _split(response.text, self.options.chunks):
+            yield chunk
+        yield response
+
+    def messages(self) -> list[str]:
+        """The messages of every recorded call, in finishing order."""
+        return [call.message for call in self.calls]
+
+
+def _split(text: str, parts: int) -> Sequence[str]:
+    size = max(1, -(-len(text) // max(1, parts)))
+    return [text[i : i + size] for i in range(0, len(text), size)]
