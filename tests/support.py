@@ -21,7 +21,14 @@ def scripted(name: str, *steps: Step, default: Step | None = None, **options: An
 
 
 def _step_json(step: Step) -> dict[str, Any]:
-    return {"kind": step.kind, "delay": step.delay, "text": step.text, "retry_after": step.retry_after}
+    return {
+        "kind": step.kind,
+        "delay": step.delay,
+        "text": step.text,
+        "retry_after": step.retry_after,
+        "after_chunks": step.after_chunks,
+        "chunk_delay": step.chunk_delay,
+    }
 
 
 def make_config(*providers: dict[str, Any] | str, **overrides: Any) -> va.Config:

@@ -15,14 +15,17 @@ a bug in it, logged with its traceback and counted as a failed attempt.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import anyio
 import attrs
 
 from ._breaker import BreakerActor, Gate, Outcome
+from ._delivery import Delivery, Incomplete
 from ._errors import (
     ContentPolicyError,
+    IncompleteAnswerError,
     PermanentProviderError,
     ProviderError,
     ProviderTimeoutError,
@@ -44,6 +47,7 @@ FALLBACK_RESERVE = 0.002
 # An attempt given less than this is not started: it could not finish.
 MIN_ATTEMPT_TIME = 0.001
 
+_RETRIABLE = frozenset({AttemptOutcome.TRANSIENT, AttemptOutcome.RATE_LIMITED, AttemptOutcome.TIMEOUT})
 _BREAKER_OUTCOME = {
     AttemptOutcome.SUCCESS: Outcome.SUCCESS,
     AttemptOutcome.PERMANENT: Outcome.SUCCESS,  # the provider is up; the request was bad
@@ -57,13 +61,18 @@ _BREAKER_OUTCOME = {
 
 @attrs.frozen
 class CascadeResult:
-    """What the cascade produced for one message."""
+    """What the cascade produced for one message.
 
-    response: ProviderResponse
+    ``incomplete`` is set (and ``response`` is None) when a streamed answer was cut
+    after its first chunk reached the caller.
+    """
+
+    response: ProviderResponse | None
     provider: str
     fallback_used: bool
     attempts: tuple[Attempt, ...]
     refusal: str | None = None
+    incomplete: IncompleteAnswerError | None = None
 
 
 @attrs.define
@@ -73,6 +82,17 @@ class _Trial:
     attempt: Attempt
     response: ProviderResponse | None = None
     retry_after: float | None = None
+
+
+@attrs.define
+class _Run:
+    """The state of answering one message (internal; one per ``answer`` call)."""
+
+    request: ProviderRequest
+    seq: int | None
+    delivery: Delivery | None
+    attempts: list[Attempt] = attrs.field(factory=list)
+    refusal: str | None = None
 
 
 class Cascade:
@@ -91,6 +111,7 @@ class Cascade:
         retry_schedule: Sequence[float],
         provider_timeout: float,
         content_policy_failover: bool = False,
+        hedge_after: float | None = None,
         hook: EventHook | None = None,
     ) -> None:
         self.providers = tuple(providers)
@@ -100,55 +121,117 @@ class Cascade:
         self._schedule = tuple(retry_schedule)
         self._provider_timeout = provider_timeout
         self._policy_failover = content_policy_failover
+        self._hedge_after = hedge_after
         self._hook = hook
 
-    async def answer(self, request: ProviderRequest, *, seq: int | None = None) -> CascadeResult:
-        """Answer ``request`` by ``request.deadline``: a provider's answer, or the fallback's."""
-        attempts: list[Attempt] = []
-        refusal: str | None = None
-        with anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE):
-            for provider in self.providers:
-                trial = await self._run_provider(provider, request, attempts, seq)
-                if trial is not None and trial.response is not None:
-                    return CascadeResult(trial.response, provider.name, False, tuple(attempts))
-                last = attempts[-1] if attempts else None
-                if last is not None and last.outcome is AttemptOutcome.CONTENT_POLICY:
-                    refusal = last.error
-                    if not self._policy_failover:
-                        break
-        response = await self.fallback.get_response(request)
-        return CascadeResult(response, self.fallback.name, True, tuple(attempts), refusal)
+    async def answer(
+        self, request: ProviderRequest, *, seq: int | None = None, delivery: Delivery | None = None
+    ) -> CascadeResult:
+        """Answer ``request`` by ``request.deadline``: a provider's answer, or the fallback's.
 
-    async def _run_provider(
-        self, provider: BaseProvider, request: ProviderRequest, attempts: list[Attempt], seq: int | None
-    ) -> _Trial | None:
+        With ``delivery``, the answer is streamed to it as it arrives.
+        """
+        run = _Run(request, seq, delivery)
+        try:
+            with anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE):
+                if self._hedge_after is not None and len(self.providers) > 1:
+                    won = await self._hedged(run, self._hedge_after)
+                else:
+                    won = await self._sequential(run)
+                if won is not None:
+                    provider, response = won
+                    return CascadeResult(response, provider, False, tuple(run.attempts))
+        except Incomplete as exc:
+            error = IncompleteAnswerError(
+                f"the answer from {exc.provider!r} was cut after it started ({exc.error}); "
+                "what was received is incomplete"
+            )
+            return CascadeResult(None, exc.provider, False, tuple(run.attempts), incomplete=error)
+        fallback = self.fallback
+        if delivery is None:
+            response = await fallback.get_response(request)
+        else:
+            stream = fallback.stream_response(request)
+            if stream is None:
+                response = await fallback.get_response(request)
+                await delivery.emit(fallback.name, response.text)
+            else:
+                response = await delivery.pump(fallback.name, stream, math.inf)
+        return CascadeResult(response, fallback.name, True, tuple(run.attempts), run.refusal)
+
+    async def _sequential(self, run: _Run) -> tuple[str, ProviderResponse] | None:
+        for provider in self.providers:
+            trial = await self._run_provider(provider, run)
+            if trial is not None and trial.response is not None:
+                return provider.name, trial.response
+            if run.refusal is not None and not self._policy_failover:
+                return None
+        return None
+
+    async def _hedged(self, run: _Run, hedge_after: float) -> tuple[str, ProviderResponse] | None:
+        """Start the next provider whenever the current one has not answered within ``hedge_after``.
+
+        The first success (or, streaming, the first chunk) wins; the other racers are
+        cancelled and recorded as cancelled attempts, never as the answer.
+        """
+        winner: list[tuple[str, ProviderResponse]] = []
+        scopes: dict[str, anyio.CancelScope] = {}
+
+        def cancel_others(name: str) -> None:
+            for other, scope in scopes.items():
+                if other != name:
+                    scope.cancel()
+
+        if run.delivery is not None:
+            run.delivery.on_claim = cancel_others
+
+        async def race(provider: BaseProvider, scope: anyio.CancelScope, finished: anyio.Event) -> None:
+            try:
+                with scope:
+                    trial = await self._run_provider(provider, run)
+                    if trial is not None and trial.response is not None and not winner:
+                        winner.append((provider.name, trial.response))
+                        cancel_others(provider.name)
+            finally:
+                finished.set()
+
+        async with anyio.create_task_group() as tg:
+            for provider in self.providers:
+                if winner or (run.refusal is not None and not self._policy_failover):
+                    break
+                if run.delivery is not None and run.delivery.owner is not None:
+                    break  # a racer is already streaming the answer
+                finished = anyio.Event()
+                scopes[provider.name] = anyio.CancelScope()
+                tg.start_soon(race, provider, scopes[provider.name], finished)
+                with anyio.move_on_after(hedge_after):
+                    await finished.wait()
+        return winner[0] if winner else None
+
+    async def _run_provider(self, provider: BaseProvider, run: _Run) -> _Trial | None:
         """Try one provider with retries; the successful trial, or None to move on."""
+        deadline = run.request.deadline - FALLBACK_RESERVE
         for retry in range(len(self._schedule) + 1):
-            trial = await self._attempt(provider, request, attempts, seq)
-            if trial is None:
-                return None  # deadline reached while waiting: the scope is cancelled
-            attempts.append(trial.attempt)
+            trial = await self._attempt(provider, run)
+            run.attempts.append(trial.attempt)
             outcome = trial.attempt.outcome
             if outcome is AttemptOutcome.SUCCESS:
                 return trial
-            if outcome not in (AttemptOutcome.TRANSIENT, AttemptOutcome.RATE_LIMITED, AttemptOutcome.TIMEOUT):
-                return None
-            if retry == len(self._schedule):
+            if outcome is AttemptOutcome.CONTENT_POLICY:
+                run.refusal = trial.attempt.error
+            if outcome not in _RETRIABLE or retry == len(self._schedule):
                 return None
             delay = self._schedule[retry]
             if trial.retry_after is not None and trial.retry_after > delay:
                 delay = trial.retry_after
-            if anyio.current_time() + delay >= request.deadline - FALLBACK_RESERVE:
-                attempts.append(
-                    Attempt(provider.name, AttemptOutcome.DEADLINE, f"retry in {delay:g}s would miss the deadline")
-                )
+            if anyio.current_time() + delay >= deadline:
+                reason = f"retry in {delay:g}s would miss the deadline"
+                run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
                 return None
             await anyio.sleep(delay)
         return None
 
-    async def _attempt(
-        self, provider: BaseProvider, request: ProviderRequest, attempts: list[Attempt], seq: int | None
-    ) -> _Trial | None:
+    async def _attempt(self, provider: BaseProvider, run: _Run) -> _Trial:
         name = provider.name
         reason = provider.unavailable_reason()
         if reason is not None:
@@ -165,61 +248,57 @@ class Cascade:
         try:
             timeout = min(
                 provider.settings.timeout or self._provider_timeout,
-                request.deadline - FALLBACK_RESERVE - anyio.current_time(),
+                run.request.deadline - FALLBACK_RESERVE - anyio.current_time(),
             )
             if timeout < MIN_ATTEMPT_TIME:
                 return _Trial(Attempt(name, AttemptOutcome.DEADLINE, "no time left before the deadline"))
             async with self._limiter:
-                trial = await self._call(provider, request, timeout, attempts, seq)
+                try:
+                    trial = await self._call(provider, run, timeout)
+                except Incomplete:
+                    verdict = Outcome.FAILURE
+                    raise
             verdict = _BREAKER_OUTCOME.get(trial.attempt.outcome, Outcome.RELEASE)
             return trial
         finally:
             if probe or verdict is not Outcome.RELEASE:
                 self._breaker.report(name, verdict, probe=probe)
 
-    async def _call(
-        self,
-        provider: BaseProvider,
-        request: ProviderRequest,
-        timeout: float,
-        attempts: list[Attempt],
-        seq: int | None,
-    ) -> _Trial:
+    async def _invoke(self, provider: BaseProvider, run: _Run, timeout: float) -> ProviderResponse:
+        delivery = run.delivery
+        stream = provider.stream_response(run.request) if delivery is not None else None
+        if stream is not None:
+            assert delivery is not None
+            return await delivery.pump(provider.name, stream, timeout)
+        with anyio.move_on_after(timeout) as scope:
+            response = await provider.get_response(run.request)
+        if scope.cancelled_caught:
+            raise ProviderTimeoutError(f"no answer within {timeout:g}s")
+        if not isinstance(response, ProviderResponse) or not isinstance(response.text, str):
+            raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
+        if delivery is not None:
+            await delivery.emit(provider.name, response.text)
+        return response
+
+    async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
         name = provider.name
         hook = self._hook
+        request = run.request
         started = anyio.current_time()
         if hook is not None:
-            hook(RuntimeEvent(EventKind.ATTEMPT_STARTED, started, request.session_id, seq, name))
+            hook(RuntimeEvent(EventKind.ATTEMPT_STARTED, started, request.session_id, run.seq, name))
         trial: _Trial
         try:
-            with anyio.move_on_after(timeout) as scope:
-                response = await provider.get_response(request)
-            if scope.cancelled_caught:
-                raise ProviderTimeoutError(f"no answer within {timeout:g}s")
-            if not isinstance(response, ProviderResponse) or not isinstance(response.text, str):
-                raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
-            trial = _Trial(
-                Attempt(
-                    name,
-                    AttemptOutcome.SUCCESS,
-                    duration=anyio.current_time() - started,
-                    model=response.model,
-                    usage=response.usage,
-                ),
-                response,
-            )
+            response = await self._invoke(provider, run, timeout)
+            duration = anyio.current_time() - started
+            attempt = Attempt(name, AttemptOutcome.SUCCESS, None, duration, response.model, response.usage)
+            trial = _Trial(attempt, response)
         except anyio.get_cancelled_exc_class():
             now = anyio.current_time()
             cut = now >= request.deadline - FALLBACK_RESERVE
             outcome = AttemptOutcome.DEADLINE if cut else AttemptOutcome.CANCELLED
-            reason = "cut by the response deadline" if cut else "cancelled"
-            attempts.append(Attempt(name, outcome, reason, now - started))
-            if hook is not None:
-                hook(
-                    RuntimeEvent(
-                        EventKind.ATTEMPT_FINISHED, now, request.session_id, seq, name, {"outcome": outcome.value}
-                    )
-                )
+            run.attempts.append(Attempt(name, outcome, "cut by the response deadline" if cut else "cancelled", now - started))
+            self._finished(run, name, outcome, None)
             raise
         except ProviderError as exc:
             trial = self._failure(provider, exc, anyio.current_time() - started)
@@ -227,14 +306,22 @@ class Cascade:
             logger.error("provider %r raised %s: a bug in the provider", name, type(exc).__name__, exc_info=True)
             message = provider.redact(f"{type(exc).__name__}: {exc}")
             trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, anyio.current_time() - started))
-        if hook is not None:
-            hook(
+        self._finished(run, name, trial.attempt.outcome, trial.attempt.error)
+        if run.delivery is not None and run.delivery.claimed_by(name) and trial.response is None:
+            # Chunks of this answer already reached the caller: no failover, no retry.
+            run.attempts.append(trial.attempt)
+            error = trial.attempt.error or trial.attempt.outcome.value
+            raise Incomplete(name, TransientProviderError(error))
+        return trial
+
+    def _finished(self, run: _Run, name: str, outcome: AttemptOutcome, error: str | None) -> None:
+        if self._hook is not None:
+            self._hook(
                 RuntimeEvent(
-                    EventKind.ATTEMPT_FINISHED, anyio.current_time(), request.session_id, seq, name,
-                    {"outcome": trial.attempt.outcome.value, "error": trial.attempt.error},
+                    EventKind.ATTEMPT_FINISHED, anyio.current_time(), run.request.session_id, run.seq, name,
+                    {"outcome": outcome.value, "error": error},
                 )
             )
-        return trial
 
     @staticmethod
     def _failure(provider: BaseProvider, exc: ProviderError, duration: float) -> _Trial:

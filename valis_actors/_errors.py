@@ -120,7 +120,15 @@ class MemoryStoreError(ValisError):
 
 
 class IncompleteAnswerError(ValisError):
-    """A streamed answer was cut after its first chunk: what was received is incomplete."""
+    """A streamed answer was cut after its first chunk: what was received is incomplete.
+
+    Attributes:
+        provider: The provider whose answer was cut.
+        attempts: Every attempt made for the message (``va.Attempt``).
+    """
+
+    provider: str | None = None
+    attempts: tuple[object, ...] = ()
 
 
 class ProviderError(ValisError):

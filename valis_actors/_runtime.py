@@ -43,6 +43,8 @@ from ._memory import Memory, open_memory
 from ._personas import Persona, PersonaStore, render_system_prompt
 from ._provider import BaseProvider, provider_class
 from ._reply import Reply
+from ._stream import ReplyStream
+from ._delivery import Delivery
 from ._session import Envelope, EnvelopeState, SessionActor
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
@@ -104,6 +106,7 @@ class Runtime:
             retry_schedule=config.retry_schedule,
             provider_timeout=config.provider_timeout,
             content_policy_failover=config.content_policy_failover,
+            hedge_after=config.hedge_after,
             hook=hook,
         )
         self._sessions: dict[str, SessionActor] = {}
@@ -152,6 +155,43 @@ class Runtime:
             ActorCrashedError: The session crashed while answering this message.
         """
         envelope = self._accept(session_id, persona_id, message, deadline)
+        await self._enqueue(session_id, envelope)
+        try:
+            await envelope.done.wait()
+        except BaseException:
+            self._abandon(session_id, envelope)
+            raise
+        if envelope.error is not None:
+            raise envelope.error
+        assert envelope.reply is not None  # the actor sets one or the other
+        return envelope.reply
+
+    @asynccontextmanager
+    async def stream(
+        self, session_id: str, persona_id: str, message: str, *, deadline: float | None = None
+    ) -> AsyncIterator[ReplyStream]:
+        """Answer like :meth:`ask`, streaming the answer as it arrives.
+
+        Same ordering, cascade and errors as ``ask``. Failover happens only until the
+        first chunk reaches you; after it, a cut, stalled or malformed stream ends with
+        ``IncompleteAnswerError``. The deadline applies to the first chunk. Leaving the
+        block early gives up the message (its attempts are cancelled).
+
+        Yields:
+            A ``ReplyStream``: iterate it for text chunks, then read ``provider``,
+            ``model``, ``usage``, ``attempts``, ``fallback_used``.
+        """
+        envelope = self._accept(session_id, persona_id, message, deadline)
+        delivery = envelope.delivery = Delivery(self.config.first_token_timeout, self.config.stream_idle_timeout)
+        await self._enqueue(session_id, envelope)
+        try:
+            yield ReplyStream(envelope, delivery.receive)
+        finally:
+            delivery.receive.close()
+            if not envelope.done.is_set():
+                self._abandon(session_id, envelope)
+
+    async def _enqueue(self, session_id: str, envelope: Envelope) -> None:
         actor = self._actor_for(session_id)
         try:
             actor.send.send_nowait(envelope)
@@ -165,18 +205,9 @@ class Runtime:
             self._hook(
                 RuntimeEvent(
                     EventKind.MESSAGE_ACCEPTED, envelope.started, session_id, envelope.seq,
-                    data={"deadline": envelope.deadline, "message": message},
+                    data={"deadline": envelope.deadline, "message": envelope.message},
                 )
             )
-        try:
-            await envelope.done.wait()
-        except BaseException:
-            self._abandon(session_id, envelope)
-            raise
-        if envelope.error is not None:
-            raise envelope.error
-        assert envelope.reply is not None  # the actor sets one or the other
-        return envelope.reply
 
     def _accept(self, session_id: object, persona_id: object, message: object, deadline: float | None) -> Envelope:
         """Validate the arguments and build the envelope; nothing reaches a mailbox on error."""

@@ -25,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
+from ._delivery import Delivery
 from ._events import EventKind, RuntimeEvent
 from ._personas import Persona, render_system_prompt
 from ._provider import ProviderRequest, Turn
@@ -49,6 +50,7 @@ class Envelope:
     """One message on its way through a session actor, and the slot for its reply."""
 
     __slots__ = (
+        "delivery",
         "done",
         "error",
         "message",
@@ -72,6 +74,7 @@ class Envelope:
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
         self.seq = -1
+        self.delivery: Delivery | None = None
 
     def fail(self, error: BaseException) -> None:
         """Complete the envelope with an error for its caller."""
@@ -148,6 +151,16 @@ class SessionActor:
         runtime = self._runtime
         hook = runtime._hook
         envelope.state = EnvelopeState.RUNNING
+        delivery = envelope.delivery
+        try:
+            await self._answer(envelope)
+        finally:
+            if delivery is not None:
+                delivery.close()
+
+    async def _answer(self, envelope: Envelope) -> None:
+        runtime = self._runtime
+        hook = runtime._hook
         persona = envelope.persona
         if hook is not None:
             hook(RuntimeEvent(EventKind.MESSAGE_STARTED, anyio.current_time(), self.session_id, envelope.seq))
@@ -165,9 +178,16 @@ class SessionActor:
             deadline=envelope.deadline,
         )
         scope = envelope.scope = anyio.CancelScope()
+        if envelope.delivery is not None:
+            envelope.delivery.scope = scope
         with scope:
-            result = await runtime._cascade.answer(request, seq=envelope.seq)
-            now = anyio.current_time()
+            result = await runtime._cascade.answer(request, seq=envelope.seq, delivery=envelope.delivery)
+            if result.response is None:
+                assert result.incomplete is not None
+                result.incomplete.attempts = result.attempts
+                result.incomplete.provider = result.provider
+                self._fail_message(envelope, result.incomplete)
+                return
             reply = Reply(
                 text=result.response.text,
                 provider=result.provider,
@@ -177,7 +197,7 @@ class SessionActor:
                 attempts=result.attempts,
                 model=result.response.model,
                 usage=result.response.usage,
-                elapsed=now - envelope.started,
+                elapsed=anyio.current_time() - envelope.started,
                 refusal=result.refusal,
             )
             if runtime._memory is not None:

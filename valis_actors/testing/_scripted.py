@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -34,7 +35,18 @@ from .._provider import (
 
 __all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]
 
-STEP_KINDS = ("answer", "transient", "rate_limited", "permanent", "content_policy", "hang", "unavailable", "crash")
+STEP_KINDS = (
+    "answer",
+    "transient",
+    "rate_limited",
+    "permanent",
+    "content_policy",
+    "hang",
+    "unavailable",
+    "crash",
+    "cut",
+    "stall",
+)
 
 
 @attrs.frozen
@@ -44,16 +56,22 @@ class Step:
     Attributes:
         kind: One of ``answer``, ``transient``, ``rate_limited``, ``permanent``,
             ``content_policy``, ``hang``, ``unavailable``, ``crash`` (raises a
-            RuntimeError: a provider bug).
+            RuntimeError: a provider bug); for streams, ``cut`` (fails after
+            ``after_chunks`` chunks) and ``stall`` (goes silent after them). Not
+            streaming, ``cut`` fails like ``transient`` and ``stall`` hangs.
         delay: Seconds before the step acts (answers or fails).
         text: The answer (``answer``); default ``"<provider>: <message>"``.
         retry_after: The wait asked for (``rate_limited``).
+        after_chunks: Chunks sent before a ``cut`` or ``stall``.
+        chunk_delay: Seconds between streamed chunks.
     """
 
     kind: str = attrs.field(default="answer", validator=attrs.validators.in_(STEP_KINDS))
     delay: float = 0.0
     text: str | None = None
     retry_after: float | None = None
+    after_chunks: int = 1
+    chunk_delay: float = 0.0
 
     @classmethod
     def answer(cls, text: str | None = None, delay: float = 0.0) -> Step:
@@ -86,6 +104,14 @@ class Step:
     @classmethod
     def crash(cls) -> Step:
         return cls("crash")
+
+    @classmethod
+    def cut(cls, after_chunks: int = 1) -> Step:
+        return cls("cut", after_chunks=after_chunks)
+
+    @classmethod
+    def stall(cls, after_chunks: int = 1) -> Step:
+        return cls("stall", after_chunks=after_chunks)
 
 
 @attrs.frozen
@@ -167,6 +193,30 @@ class ScriptedProvider(BaseProvider):
         return self.default
 
     async def get_response(self, request: ProviderRequest) -> ProviderResponse:
+        async with self._recording(request) as step:
+            return await self._act(step, request)
+
+    def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        return self._stream(request)
+
+    async def _stream(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        async with self._recording(request) as step:
+            if step.kind in ("cut", "stall"):
+                response = await self._act(Step("answer", step.delay, step.text), request)
+            else:
+                response = await self._act(step, request)
+            for index, chunk in enumerate(_split(response.text, self.options.chunks)):
+                if index and step.chunk_delay:
+                    await anyio.sleep(step.chunk_delay)
+                if index == step.after_chunks and step.kind == "cut":
+                    raise TransientProviderError(f"{self.name}: scripted stream cut after {index} chunks")
+                if index == step.after_chunks and step.kind == "stall":
+                    await anyio.sleep_forever()
+                yield chunk
+            yield response
+
+    @asynccontextmanager
+    async def _recording(self, request: ProviderRequest) -> AsyncIterator[Step]:
         step = self._next_step()
         started = anyio.current_time()
         self.in_flight += 1
@@ -174,9 +224,8 @@ class ScriptedProvider(BaseProvider):
         concurrency = self.in_flight
         outcome = "cancelled"
         try:
-            response = await self._act(step, request)
+            yield step
             outcome = "answer"
-            return response
         except Exception as exc:
             outcome = type(exc).__name__
             raise
@@ -190,14 +239,14 @@ class ScriptedProvider(BaseProvider):
             )
 
     async def _act(self, step: Step, request: ProviderRequest) -> ProviderResponse:
-        if step.kind == "hang":
+        if step.kind in ("hang", "stall"):
             await anyio.sleep_forever()
         if step.delay:
             await anyio.sleep(step.delay)
         if step.kind == "answer":
             text = step.text if step.text is not None else f"{self.name}: {request.message}"
             return ProviderResponse(text, self.options.model, Usage(len(request.message.split()), len(text.split())))
-        if step.kind == "transient":
+        if step.kind in ("transient", "cut"):
             raise TransientProviderError(f"{self.name}: scripted transient failure")
         if step.kind == "rate_limited":
             raise RateLimitedError(f"{self.name}: scripted rate limit", retry_after=step.retry_after)
@@ -208,15 +257,6 @@ class ScriptedProvider(BaseProvider):
         if step.kind == "unavailable":
             raise ProviderUnavailableError(f"{self.name}: scripted unavailable")
         raise RuntimeError(f"{self.name}: scripted crash (a provider bug)")
-
-    def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
-        return self._stream(request)
-
-    async def _stream(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
-        response = await self.get_response(request)
-        for chunk in _split(response.text, self.options.chunks):
-            yield chunk
-        yield response
 
     def messages(self) -> list[str]:
         """The messages of every recorded call, in finishing order."""

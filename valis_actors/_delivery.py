@@ -1,0 +1,114 @@
+"""Streaming delivery: moving chunks from a provider attempt to the caller, safely.
+
+Failover is allowed until the first chunk reaches the caller. The first attempt
+to deliver a chunk *claims* the delivery; from then on only it may speak, and a
+cut, stall or malformed stream ends the answer with ``IncompleteAnswerError`` —
+a truncated answer is never presented as a complete one. A provider stream is
+complete only when it yields its final ``ProviderResponse``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import ProviderError, ProviderTimeoutError, TransientProviderError
+from ._provider import ProviderResponse
+
+__all__ = ["Delivery", "Incomplete"]
+
+
+class Incomplete(Exception):
+    """Internal: the claiming attempt failed after its first chunk reached the caller."""
+
+    def __init__(self, provider: str, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.provider = provider
+        self.error = error
+
+
+class Delivery:
+    """The chunk channel of one streamed message, and who owns it.
+
+    Args:
+        first_token_timeout: Seconds an attempt may take to produce its first chunk.
+        idle_timeout: Seconds allowed between chunks.
+        on_claim: Called with the provider name when an attempt claims the delivery
+            (hedging uses it to cancel the other racers).
+    """
+
+    def __init__(self, first_token_timeout: float | None, idle_timeout: float | None, buffer: int = 32) -> None:
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self.owner: str | None = None
+        self.on_claim: Callable[[str], None] | None = None
+        self.gone = False  # the caller stopped listening
+        self.scope: anyio.CancelScope | None = None  # the message's scope: cancelled when the caller goes
+        self.send: MemoryObjectSendStream[str]
+        self.receive: MemoryObjectReceiveStream[str]
+        self.send, self.receive = anyio.create_memory_object_stream[str](buffer)
+
+    def claimed_by(self, provider: str) -> bool:
+        return self.owner == provider
+
+    async def emit(self, provider: str, chunk: str) -> None:
+        """Send a chunk to the caller, claiming the delivery on the first one."""
+        if not chunk:
+            return
+        if self.owner is None:
+            self.owner = provider
+            if self.on_claim is not None:
+                self.on_claim(provider)
+        elif self.owner != provider:
+            return  # a hedge racer that lost the claim: its chunks go nowhere
+        try:
+            await self.send.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # The caller stopped listening: like a caller that gave up, drop the message.
+            self.gone = True
+            if self.scope is not None:
+                self.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+            raise
+
+    async def pump(self, provider: str, stream: AsyncIterator[Any], timeout: float) -> ProviderResponse:
+        """Relay ``stream`` to the caller; return its final response.
+
+        Raises:
+            ProviderTimeoutError: No first chunk, or a stall between chunks.
+            TransientProviderError: The stream ended without its final response.
+            ProviderError: Whatever the provider's stream raised.
+        """
+        first = min(timeout, self.first_token_timeout or math.inf)
+        idle = self.idle_timeout or timeout
+        started = False
+        try:
+            while True:
+                wait = idle if started else first
+                with anyio.move_on_after(wait) as scope:
+                    item = await stream.__anext__()
+                if scope.cancelled_caught:
+                    if started:
+                        raise ProviderTimeoutError(f"stream stalled: no chunk for {wait:g}s")
+                    raise ProviderTimeoutError(f"no first token within {wait:g}s")
+                if isinstance(item, ProviderResponse):
+                    return item
+                if not isinstance(item, str):
+                    raise TransientProviderError(f"stream yielded {type(item).__name__}, not text")
+                started = True
+                await self.emit(provider, item)
+        except StopAsyncIteration:
+            raise TransientProviderError("stream ended before the answer was complete") from None
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await aclose()
+
+    def close(self) -> None:
+        self.send.close()
