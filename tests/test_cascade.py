@@ -10,7 +10,7 @@ import pytest
 import valis_actors as va
 from valis_actors.testing import Step
 
-from .support import make_config, provider, scripted
+from .support import make_config, provider, scripted, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -166,7 +166,7 @@ async def test_deadline_holds_for_messages_queued_behind_slow_ones() -> None:
 async def test_max_concurrent_requests_is_never_exceeded() -> None:
     config = make_config(
         scripted("p1", default=Step.answer(delay=1)), scripted("p2", default=Step.answer(delay=1)),
-        max_concurrent_requests=5,
+        max_concurrent_requests=5, circuit_breaker_threshold=1000,
     )
     async with va.open_runtime(config) as runtime:
         p1 = provider(runtime, "p1")
@@ -199,3 +199,24 @@ async def test_reply_names_the_answering_provider_and_its_usage_not_failed_ones(
     assert (reply.provider, reply.model) == ("p2", "m2")
     assert reply.usage == va.Usage(3, 4)  # "p2: three words here"
     assert reply.attempts[0].usage is None
+
+
+async def test_a_queued_message_with_a_tighter_deadline_is_still_answered_in_time_and_in_order() -> None:
+    config = make_config(scripted("p1", default=Step.answer(delay=10)), response_deadline=30)
+    finished: list[tuple[str, float]] = []
+    async with va.open_runtime(config) as runtime:
+        start = anyio.current_time()
+
+        async def call(message: str, deadline: float | None) -> None:
+            reply = await runtime.ask("s", "jane", message, deadline=deadline)
+            finished.append((reply.text, anyio.current_time()))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "slow", None)
+            await settle()
+            urgent_start = anyio.current_time()
+            tg.start_soon(call, "urgent", 2.0)
+    # FIFO means "slow" must end first; the urgent caller's deadline cuts it short.
+    assert [text.startswith("p1:") for text, _ in finished] == [False, False]
+    assert [t for _, t in finished] == pytest.approx([urgent_start + 2.0] * 2, abs=0.01)
+    assert finished[0][1] - start < 10

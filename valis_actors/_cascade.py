@@ -91,8 +91,14 @@ class _Run:
     request: ProviderRequest
     seq: int | None
     delivery: Delivery | None
+    scope: anyio.CancelScope
     attempts: list[Attempt] = attrs.field(factory=list)
     refusal: str | None = None
+
+    @property
+    def cutoff(self) -> float:
+        """When provider attempts must end (the deadline scope may be tightened meanwhile)."""
+        return self.scope.deadline
 
 
 class Cascade:
@@ -125,15 +131,25 @@ class Cascade:
         self._hook = hook
 
     async def answer(
-        self, request: ProviderRequest, *, seq: int | None = None, delivery: Delivery | None = None
+        self,
+        request: ProviderRequest,
+        *,
+        seq: int | None = None,
+        delivery: Delivery | None = None,
+        deadline_scope: anyio.CancelScope | None = None,
     ) -> CascadeResult:
         """Answer ``request`` by ``request.deadline``: a provider's answer, or the fallback's.
 
-        With ``delivery``, the answer is streamed to it as it arrives.
+        Args:
+            delivery: Stream the answer to it as it arrives.
+            deadline_scope: A scope (not yet entered) that bounds the provider attempts;
+                its owner may tighten its deadline while they run. By default its
+                deadline is ``request.deadline`` less the fallback's reserve.
         """
-        run = _Run(request, seq, delivery)
+        scope = deadline_scope or anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE)
+        run = _Run(request, seq, delivery, scope)
         try:
-            with anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE):
+            with scope:
                 if self._hedge_after is not None and len(self.providers) > 1:
                     won = await self._hedged(run, self._hedge_after)
                 else:
@@ -210,7 +226,6 @@ class Cascade:
 
     async def _run_provider(self, provider: BaseProvider, run: _Run) -> _Trial | None:
         """Try one provider with retries; the successful trial, or None to move on."""
-        deadline = run.request.deadline - FALLBACK_RESERVE
         for retry in range(len(self._schedule) + 1):
             trial = await self._attempt(provider, run)
             run.attempts.append(trial.attempt)
@@ -224,7 +239,7 @@ class Cascade:
             delay = self._schedule[retry]
             if trial.retry_after is not None and trial.retry_after > delay:
                 delay = trial.retry_after
-            if anyio.current_time() + delay >= deadline:
+            if anyio.current_time() + delay >= run.cutoff:
                 reason = f"retry in {delay:g}s would miss the deadline"
                 run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
                 return None
@@ -248,11 +263,14 @@ class Cascade:
         try:
             timeout = min(
                 provider.settings.timeout or self._provider_timeout,
-                run.request.deadline - FALLBACK_RESERVE - anyio.current_time(),
+                run.cutoff - anyio.current_time(),
             )
             if timeout < MIN_ATTEMPT_TIME:
                 return _Trial(Attempt(name, AttemptOutcome.DEADLINE, "no time left before the deadline"))
             async with self._limiter:
+                if not probe and self._breaker.gate(name) is not Gate.GO:
+                    # The circuit opened while this attempt waited for a slot: only probes pass now.
+                    return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
                 try:
                     trial = await self._call(provider, run, timeout)
                 except Incomplete:
@@ -295,7 +313,7 @@ class Cascade:
             trial = _Trial(attempt, response)
         except anyio.get_cancelled_exc_class():
             now = anyio.current_time()
-            cut = now >= request.deadline - FALLBACK_RESERVE
+            cut = now >= run.cutoff
             outcome = AttemptOutcome.DEADLINE if cut else AttemptOutcome.CANCELLED
             run.attempts.append(Attempt(name, outcome, "cut by the response deadline" if cut else "cancelled", now - started))
             self._finished(run, name, outcome, None)

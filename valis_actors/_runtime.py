@@ -199,12 +199,24 @@ class Runtime:
             await self._send_with_backpressure(actor, envelope)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()") from None
+        self._mark_accepted(actor, envelope)
+
+    def _mark_accepted(self, actor: SessionActor, envelope: Envelope) -> None:
+        """Number an envelope that entered a mailbox. Idempotent.
+
+        Called by the caller once its send returned, and by the actor when it takes
+        the envelope: after a blocking send the actor may take it before the caller
+        resumes, and the bookkeeping must precede the message's start.
+        """
+        if envelope.seq >= 0:
+            return
         envelope.seq = self._accepted  # runtime-wide, increasing in acceptance order
         self._accepted += 1
+        actor.note_accepted(envelope.seq, envelope.deadline)
         if self._hook is not None:
             self._hook(
                 RuntimeEvent(
-                    EventKind.MESSAGE_ACCEPTED, envelope.started, session_id, envelope.seq,
+                    EventKind.MESSAGE_ACCEPTED, anyio.current_time(), actor.session_id, envelope.seq,
                     data={"deadline": envelope.deadline, "message": envelope.message},
                 )
             )

@@ -25,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
+from ._cascade import FALLBACK_RESERVE
 from ._delivery import Delivery
 from ._events import EventKind, RuntimeEvent
 from ._personas import Persona, render_system_prompt
@@ -88,8 +89,10 @@ class SessionActor:
     """The actor of one session. Created and supervised by the runtime."""
 
     __slots__ = (
+        "_deadlines",
         "_history",
         "_receive",
+        "_running",
         "_restarts",
         "_runtime",
         "failed",
@@ -105,9 +108,42 @@ class SessionActor:
         self._receive: MemoryObjectReceiveStream[Envelope]
         self.send, self._receive = anyio.create_memory_object_stream[Envelope](mailbox_size)
         self._history: dict[str, list[Turn]] | None = None
+        # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
+        # queued messages, and the deadline scope of the message being answered.
+        self._deadlines: deque[tuple[int, float]] | None = None
+        self._running: anyio.CancelScope | None = None
         self._restarts: deque[float] | None = None
         self.failed: SessionFailedError | None = None
         self.failed_until = 0.0
+
+    def note_accepted(self, seq: int, deadline: float) -> None:
+        """A message was put in the mailbox: make sure FIFO never makes it late.
+
+        Message k+1 cannot start before message k is answered, so a message's
+        effective deadline is the earliest deadline among itself and every message
+        queued behind it. A caller with a tighter deadline tightens the running
+        message's deadline scope (the fallback then answers both in time).
+        """
+        cutoff = deadline - FALLBACK_RESERVE
+        if self._running is not None and cutoff < self._running.deadline:
+            self._running.deadline = cutoff
+        queue = self._deadlines
+        if queue is None:
+            queue = self._deadlines = deque()
+        while queue and queue[-1][1] >= deadline:
+            queue.pop()
+        queue.append((seq, deadline))
+
+    def _effective_deadline(self, envelope: Envelope) -> float:
+        queue = self._deadlines
+        if not queue:
+            return envelope.deadline
+        while queue and queue[0][0] <= envelope.seq:
+            queue.popleft()
+        if not queue:
+            self._deadlines = None  # idle sessions keep no deque
+            return envelope.deadline
+        return min(envelope.deadline, queue[0][1])
 
     def depth(self) -> int:
         """Messages waiting in the mailbox."""
@@ -131,13 +167,16 @@ class SessionActor:
                         continue
                 except anyio.EndOfStream:
                     return
+                if envelope.seq < 0:
+                    runtime._mark_accepted(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
                     continue
                 try:
                     await self._process(envelope)
                 except anyio.get_cancelled_exc_class():
                     if envelope.state is EnvelopeState.RUNNING:
-                        envelope.fail(RuntimeClosedError("the runtime closed while answering this message"))
+                        error = RuntimeClosedError("the runtime closed while answering this message")
+                        self._fail_message(envelope, error)
                     raise
                 except Exception as exc:
                     if not self._supervise(envelope, exc):
@@ -169,19 +208,26 @@ class SessionActor:
         except MemoryStoreError as exc:
             self._fail_message(envelope, exc)
             return
+        deadline = self._effective_deadline(envelope)
         request = ProviderRequest(
             session_id=self.session_id,
             persona=persona,
             message=envelope.message,
             system_prompt=runtime._system_prompt(persona),
             history=tuple(history),
-            deadline=envelope.deadline,
+            deadline=deadline,
         )
         scope = envelope.scope = anyio.CancelScope()
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         with scope:
-            result = await runtime._cascade.answer(request, seq=envelope.seq, delivery=envelope.delivery)
+            self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+            try:
+                result = await runtime._cascade.answer(
+                    request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=self._running
+                )
+            finally:
+                self._running = None
             if result.response is None:
                 assert result.incomplete is not None
                 result.incomplete.attempts = result.attempts
@@ -299,5 +345,5 @@ class SessionActor:
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
             if envelope.state is EnvelopeState.QUEUED:
-                envelope.fail(error)
+                self._fail_message(envelope, error)
         self._receive.close()

@@ -8,9 +8,20 @@
 See docs/testing.md.
 """
 
+from ._recorder import EventRecorder as EventRecorder
+from ._recorder import InvariantViolation as InvariantViolation
 from ._scripted import Call as Call
 from ._scripted import ScriptedOptions as ScriptedOptions
 from ._scripted import ScriptedProvider as ScriptedProvider
 from ._scripted import Step as Step
+from ._virtual import run_on_virtual_time as run_on_virtual_time
 
-__all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]
+__all__ = [
+    "Call",
+    "EventRecorder",
+    "InvariantViolation",
+    "ScriptedOptions",
+    "ScriptedProvider",
+    "Step",
+    "run_on_virtual_time",
+]
