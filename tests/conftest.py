@@ -9,6 +9,9 @@ would jump while the kernel moves bytes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import blockbuster
 import looptime
 import pytest
 import trio.testing
@@ -19,3 +22,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     if request.param == "asyncio":
         return ("asyncio", {"loop_factory": looptime.new_event_loop})
     return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls() -> Iterator[None]:
+    """Fail any test in which the runtime makes a blocking call on the event loop.
+
+    blockbuster patches blocking functions (time.sleep, file and socket I/O, ...)
+    to raise when called from a running asyncio loop by code in ``valis_actors``.
+    The same code paths run under trio, so asyncio's check covers both.
+    """
+    with blockbuster.blockbuster_ctx("valis_actors", excluded_modules=["valis_actors.testing._fakeserver_http"]):
+        yield

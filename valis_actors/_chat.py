@@ -22,7 +22,7 @@ __all__ = ["chat"]
 
 async def chat(args: argparse.Namespace, out: TextIO) -> int:
     """Run the chat loop until end of input."""
-    config = load_config(args.config)
+    config = await anyio.to_thread.run_sync(load_config, args.config)
     stdin = anyio.wrap_file(sys.stdin)
     async with open_runtime(config) as runtime:
         persona = runtime.personas.get(args.persona)

@@ -87,7 +87,7 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
 
 
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
-    config = load_config(args.config)
+    config = await anyio.to_thread.run_sync(load_config, args.config)
     async with open_runtime(config) as runtime:
         reply = await runtime.ask(args.session, args.persona, args.message)
     if args.json:
@@ -99,7 +99,7 @@ async def _ask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _personas(args: argparse.Namespace, out: TextIO) -> int:
-    config = load_config(args.config)
+    config = await anyio.to_thread.run_sync(load_config, args.config)
     store = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir)
     for persona in sorted(store, key=lambda p: p.id):
         aliases = f" (aliases: {', '.join(persona.aliases)})" if persona.aliases else ""
@@ -112,7 +112,7 @@ async def _personas(args: argparse.Namespace, out: TextIO) -> int:
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
     from ._memory import open_memory
 
-    config = load_config(args.config)
+    config = await anyio.to_thread.run_sync(load_config, args.config)
     if not config.memory.enabled:
         raise ConfigError("memory is disabled in the config (memory.enabled: false): there is no history")
     async with open_memory(config.memory) as memory:
