@@ -132,7 +132,7 @@ async def run_program(program: list[Any]) -> None:
                     provider.set_default(op.step)
                 elif isinstance(op, Passivate):
                     # Every accepted or waiting message ends by its deadline (<= 30 s); then idle.
-                    await anyio.sleep(30 + CONFIG.session.idle_timeout + 1)
+                    await anyio.sleep(30 + CONFIG.session.idle_timeout * 1.25 + 1)
                     assert runtime.statistics().live_sessions == 0
                 await anyio.wait_all_tasks_blocked()
                 recorder.check_fifo()

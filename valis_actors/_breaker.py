@@ -23,6 +23,7 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._clock import Clock
 from ._events import EventHook, EventKind, RuntimeEvent
 
 __all__ = ["BreakerActor", "BreakerStatistics", "CircuitState", "Gate"]
@@ -100,8 +101,15 @@ class BreakerActor:
     """
 
     def __init__(
-        self, providers: list[str], *, threshold: int, timeout: float, hook: EventHook | None = None
+        self,
+        providers: list[str],
+        *,
+        threshold: int,
+        timeout: float,
+        hook: EventHook | None = None,
+        clock: Clock = anyio.current_time,
     ) -> None:
+        self._now = clock
         self._threshold = threshold
         self._timeout = timeout
         self._hook = hook
@@ -117,7 +125,7 @@ class BreakerActor:
         snap = self.view[provider]
         if snap.state is CircuitState.CLOSED:
             return Gate.GO
-        if snap.state is CircuitState.OPEN and anyio.current_time() < snap.open_until:
+        if snap.state is CircuitState.OPEN and self._now() < snap.open_until:
             return Gate.SKIP
         if snap.state is CircuitState.HALF_OPEN and snap.probes_in_flight:
             return Gate.SKIP

@@ -22,6 +22,7 @@ import anyio
 import attrs
 
 from ._breaker import BreakerActor, Gate, Outcome
+from ._clock import Clock
 from ._delivery import Delivery, Incomplete
 from ._errors import (
     ContentPolicyError,
@@ -119,7 +120,9 @@ class Cascade:
         content_policy_failover: bool = False,
         hedge_after: float | None = None,
         hook: EventHook | None = None,
+        clock: Clock = anyio.current_time,
     ) -> None:
+        self._now = clock
         self.providers = tuple(providers)
         self.fallback = fallback
         self._breaker = breaker
@@ -239,7 +242,7 @@ class Cascade:
             delay = self._schedule[retry]
             if trial.retry_after is not None and trial.retry_after > delay:
                 delay = trial.retry_after
-            if anyio.current_time() + delay >= run.cutoff:
+            if self._now() + delay >= run.cutoff:
                 reason = f"retry in {delay:g}s would miss the deadline"
                 run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
                 return None
@@ -263,19 +266,26 @@ class Cascade:
         try:
             timeout = min(
                 provider.settings.timeout or self._provider_timeout,
-                run.cutoff - anyio.current_time(),
+                run.cutoff - self._now(),
             )
             if timeout < MIN_ATTEMPT_TIME:
                 return _Trial(Attempt(name, AttemptOutcome.DEADLINE, "no time left before the deadline"))
-            async with self._limiter:
+            limiter = self._limiter
+            try:
+                limiter.acquire_nowait()  # the common case: a free slot, no extra trip through the loop
+            except anyio.WouldBlock:
+                await limiter.acquire()
                 if not probe and self._breaker.gate(name) is not Gate.GO:
                     # The circuit opened while this attempt waited for a slot: only probes pass now.
+                    limiter.release()
                     return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
-                try:
-                    trial = await self._call(provider, run, timeout)
-                except Incomplete:
-                    verdict = Outcome.FAILURE
-                    raise
+            try:
+                trial = await self._call(provider, run, timeout)
+            except Incomplete:
+                verdict = Outcome.FAILURE
+                raise
+            finally:
+                limiter.release()
             verdict = _BREAKER_OUTCOME.get(trial.attempt.outcome, Outcome.RELEASE)
             return trial
         finally:
@@ -302,28 +312,28 @@ class Cascade:
         name = provider.name
         hook = self._hook
         request = run.request
-        started = anyio.current_time()
+        started = self._now()
         if hook is not None:
             hook(RuntimeEvent(EventKind.ATTEMPT_STARTED, started, request.session_id, run.seq, name))
         trial: _Trial
         try:
             response = await self._invoke(provider, run, timeout)
-            duration = anyio.current_time() - started
+            duration = self._now() - started
             attempt = Attempt(name, AttemptOutcome.SUCCESS, None, duration, response.model, response.usage)
             trial = _Trial(attempt, response)
         except anyio.get_cancelled_exc_class():
-            now = anyio.current_time()
+            now = self._now()
             cut = now >= run.cutoff
             outcome = AttemptOutcome.DEADLINE if cut else AttemptOutcome.CANCELLED
             run.attempts.append(Attempt(name, outcome, "cut by the response deadline" if cut else "cancelled", now - started))
             self._finished(run, name, outcome, None)
             raise
         except ProviderError as exc:
-            trial = self._failure(provider, exc, anyio.current_time() - started)
+            trial = self._failure(provider, exc, self._now() - started)
         except Exception as exc:
             logger.error("provider %r raised %s: a bug in the provider", name, type(exc).__name__, exc_info=True)
             message = provider.redact(f"{type(exc).__name__}: {exc}")
-            trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, anyio.current_time() - started))
+            trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, self._now() - started))
         self._finished(run, name, trial.attempt.outcome, trial.attempt.error)
         if run.delivery is not None and run.delivery.claimed_by(name) and trial.response is None:
             # Chunks of this answer already reached the caller: no failover, no retry.
@@ -336,7 +346,7 @@ class Cascade:
         if self._hook is not None:
             self._hook(
                 RuntimeEvent(
-                    EventKind.ATTEMPT_FINISHED, anyio.current_time(), run.request.session_id, run.seq, name,
+                    EventKind.ATTEMPT_FINISHED, self._now(), run.request.session_id, run.seq, name,
                     {"outcome": outcome.value, "error": error},
                 )
             )

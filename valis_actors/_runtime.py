@@ -27,6 +27,7 @@ import attrs
 from anyio.abc import TaskGroup
 
 from ._breaker import BreakerActor, BreakerStatistics
+from ._clock import Clock, backend_clock
 from ._cascade import Cascade
 from ._config import Config, ProviderSettings
 from ._errors import (
@@ -90,7 +91,11 @@ class Runtime:
         breaker: BreakerActor,
         memory: Memory | None,
         hook: EventHook | None,
+        clock: Clock,
     ) -> None:
+        self._now = clock
+        # The backend's Event class, looked up once (anyio.Event() finds the backend each time).
+        self._new_event: type[anyio.Event] = type(anyio.Event())
         self.config = config
         self.personas = personas
         self.providers = tuple(providers)
@@ -108,11 +113,13 @@ class Runtime:
             content_policy_failover=config.content_policy_failover,
             hedge_after=config.hedge_after,
             hook=hook,
+            clock=clock,
         )
         self._sessions: dict[str, SessionActor] = {}
         self._sessions_tg: TaskGroup | None = None
         self._prompts: dict[str, str] = {}
         self._closed = False
+        self._janitor_scope = anyio.CancelScope()
         self._delivered = 0
         self._accepted = 0
 
@@ -216,7 +223,7 @@ class Runtime:
         if self._hook is not None:
             self._hook(
                 RuntimeEvent(
-                    EventKind.MESSAGE_ACCEPTED, anyio.current_time(), actor.session_id, envelope.seq,
+                    EventKind.MESSAGE_ACCEPTED, self._now(), actor.session_id, envelope.seq,
                     data={"deadline": envelope.deadline, "message": envelope.message},
                 )
             )
@@ -248,20 +255,20 @@ class Runtime:
             deadline = self.config.response_deadline
         elif isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
             raise InvalidRequestError(f"deadline must be a number of seconds > 0 (got {deadline!r})")
-        now = anyio.current_time()
-        return Envelope(persona, message, now, now + deadline)
+        now = self._now()
+        return Envelope(persona, message, now, now + deadline, self._new_event())
 
     def _actor_for(self, session_id: str) -> SessionActor:
         actor = self._sessions.get(session_id)
         if actor is not None:
             if actor.failed is None:
                 return actor
-            if anyio.current_time() < actor.failed_until:
+            if self._now() < actor.failed_until:
                 raise actor.failed
         assert self._sessions_tg is not None
         actor = SessionActor(self, session_id, self.config.session.mailbox_size)
         self._sessions[session_id] = actor
-        self._sessions_tg.start_soon(actor.run, self.config.session.idle_timeout, name=f"session:{session_id}")
+        self._sessions_tg.start_soon(actor.run, name=f"session:{session_id}")
         if self._hook is not None:
             self._hook(RuntimeEvent(EventKind.SESSION_ACTIVATED, anyio.current_time(), session_id))
         return actor
@@ -281,6 +288,7 @@ class Runtime:
 
     def _abandon(self, session_id: str, envelope: Envelope) -> None:
         """The caller gave up: drop a queued message, cancel a running one's attempts."""
+        envelope.abandoned = True
         if envelope.state is EnvelopeState.QUEUED:
             envelope.state = EnvelopeState.DROPPED
             if self._hook is not None:
@@ -288,8 +296,23 @@ class Runtime:
         elif envelope.state is EnvelopeState.RUNNING and envelope.scope is not None:
             envelope.scope.cancel()
 
+    async def _janitor(self) -> None:
+        """Passivate actors idle for ``session.idle_timeout`` (checked every quarter of it).
+
+        One periodic sweep instead of a timer per actor: arming and disarming an idle
+        timer on every message cost more than the rest of the mailbox round trip.
+        An actor is passivated between 1 and 1.25 idle timeouts after its last message.
+        """
+        idle = self.config.session.idle_timeout
+        with self._janitor_scope:
+            while True:
+                await anyio.sleep(idle / 4)
+                now = self._now()
+                for actor in [a for a in self._sessions.values() if a.is_idle(now, idle)]:
+                    self._passivate(actor)
+
     def _passivate(self, actor: SessionActor) -> bool:
-        """Called by an idle actor: retire it if its mailbox is still empty."""
+        """Retire an idle actor: it leaves the table, and its mailbox closes."""
         if actor.depth() or self._sessions.get(actor.session_id) is not actor:
             return False
         del self._sessions[actor.session_id]
@@ -352,6 +375,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
     Errors raised by the body come out as themselves, never wrapped in an ExceptionGroup.
     """
     config = config if config is not None else Config()
+    clock = backend_clock()
     personas = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir, config.unknown_persona)
     for problem in personas.problems:
         logger.warning("persona not loaded: %s", problem)
@@ -361,6 +385,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
         threshold=config.circuit_breaker_threshold,
         timeout=config.circuit_breaker_timeout,
         hook=event_hook,
+        clock=clock,
     )
     body_error: BaseException | None = None
     opened: list[BaseProvider] = []
@@ -369,9 +394,10 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
             await provider.aopen()
             opened.append(provider)
         async with open_memory(config.memory) as memory:
-            runtime = Runtime(config, personas, providers, breaker, memory, event_hook)
+            runtime = Runtime(config, personas, providers, breaker, memory, event_hook, clock)
             async with anyio.create_task_group() as actors:
                 actors.start_soon(breaker.run, name="breaker")
+                actors.start_soon(runtime._janitor, name="janitor")
                 try:
                     async with anyio.create_task_group() as sessions:
                         runtime._sessions_tg = sessions
@@ -387,6 +413,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
                             runtime._begin_close()
                 finally:
                     runtime._begin_close()
+                    runtime._janitor_scope.cancel()
                     breaker.close()
     finally:
         breaker.dispose()

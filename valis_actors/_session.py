@@ -51,6 +51,7 @@ class Envelope:
     """One message on its way through a session actor, and the slot for its reply."""
 
     __slots__ = (
+        "abandoned",
         "delivery",
         "done",
         "error",
@@ -64,12 +65,13 @@ class Envelope:
         "state",
     )
 
-    def __init__(self, persona: Persona, message: str, started: float, deadline: float) -> None:
+    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: anyio.Event) -> None:
         self.persona = persona
         self.message = message
         self.started = started
         self.deadline = deadline
-        self.done = anyio.Event()
+        self.done = done
+        self.abandoned = False
         self.state = EnvelopeState.QUEUED
         self.reply: Reply | None = None
         self.error: BaseException | None = None
@@ -97,6 +99,7 @@ class SessionActor:
         "_runtime",
         "failed",
         "failed_until",
+        "idle_since",
         "send",
         "session_id",
     )
@@ -115,6 +118,7 @@ class SessionActor:
         self._restarts: deque[float] | None = None
         self.failed: SessionFailedError | None = None
         self.failed_until = 0.0
+        self.idle_since: float | None = None
 
     def note_accepted(self, seq: int, deadline: float) -> None:
         """A message was put in the mailbox: make sure FIFO never makes it late.
@@ -149,24 +153,33 @@ class SessionActor:
         """Messages waiting in the mailbox."""
         return self._receive.statistics().current_buffer_used
 
-    async def run(self, idle_timeout: float) -> None:
+    def is_idle(self, now: float, idle_timeout: float) -> bool:
+        """True if the actor has waited on an empty mailbox for ``idle_timeout`` seconds.
+
+        A message handed straight to the waiting actor leaves the buffer empty but
+        takes the actor off the receivers' list, so it does not count as idle.
+        """
+        if self.idle_since is None or now - self.idle_since < idle_timeout:
+            return False
+        stats = self._receive.statistics()
+        return stats.current_buffer_used == 0 and stats.tasks_waiting_receive == 1
+
+    async def run(self) -> None:
         """Process the mailbox until passivation, failure, or the runtime closes it."""
         receive = self._receive
         runtime = self._runtime
+        now = runtime._now
         try:
             while True:
                 try:
                     envelope = receive.receive_nowait()
                 except anyio.WouldBlock:
-                    envelope = None
-                    with anyio.move_on_after(idle_timeout):
+                    # Wait without a timer: the runtime's janitor passivates idle actors.
+                    self.idle_since = now()
+                    try:
                         envelope = await receive.receive()
-                    if envelope is None:
-                        if runtime._passivate(self):
-                            return
-                        continue
-                except anyio.EndOfStream:
-                    return
+                    finally:
+                        self.idle_since = None
                 if envelope.seq < 0:
                     runtime._mark_accepted(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
@@ -181,18 +194,20 @@ class SessionActor:
                 except Exception as exc:
                     if not self._supervise(envelope, exc):
                         return
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return
         finally:
             self._fail_queued()
 
     async def _process(self, envelope: Envelope) -> None:
-        runtime = self._runtime
-        hook = runtime._hook
         envelope.state = EnvelopeState.RUNNING
         delivery = envelope.delivery
         try:
             await self._answer(envelope)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if delivery is None or not delivery.gone:
+                raise
+            self._drop(envelope)  # the streaming caller stopped listening
         finally:
             if delivery is not None:
                 delivery.close()
@@ -202,12 +217,14 @@ class SessionActor:
         hook = runtime._hook
         persona = envelope.persona
         if hook is not None:
-            hook(RuntimeEvent(EventKind.MESSAGE_STARTED, anyio.current_time(), self.session_id, envelope.seq))
-        try:
-            history = await self._load_history(persona.id)
-        except MemoryStoreError as exc:
-            self._fail_message(envelope, exc)
-            return
+            hook(RuntimeEvent(EventKind.MESSAGE_STARTED, runtime._now(), self.session_id, envelope.seq))
+        history: list[Turn] = []
+        if runtime._memory is not None:
+            try:
+                history = await self._load_history(persona.id)
+            except MemoryStoreError as exc:
+                self._fail_message(envelope, exc)
+                return
         deadline = self._effective_deadline(envelope)
         request = ProviderRequest(
             session_id=self.session_id,
@@ -217,53 +234,50 @@ class SessionActor:
             history=tuple(history),
             deadline=deadline,
         )
-        scope = envelope.scope = anyio.CancelScope()
+        # One scope per message: its deadline bounds the provider attempts (callers behind
+        # may tighten it), and a caller who gives up cancels it (marking the envelope).
+        scope = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
-        with scope:
-            self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
-            try:
-                result = await runtime._cascade.answer(
-                    request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=self._running
-                )
-            finally:
-                self._running = None
-            if result.response is None:
-                assert result.incomplete is not None
-                result.incomplete.attempts = result.attempts
-                result.incomplete.provider = result.provider
-                self._fail_message(envelope, result.incomplete)
-                return
-            reply = Reply(
-                text=result.response.text,
-                provider=result.provider,
-                persona_id=persona.id,
-                session_id=self.session_id,
-                fallback_used=result.fallback_used,
-                attempts=result.attempts,
-                model=result.response.model,
-                usage=result.response.usage,
-                elapsed=anyio.current_time() - envelope.started,
-                refusal=result.refusal,
+        try:
+            result = await runtime._cascade.answer(
+                request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=scope
             )
-            if runtime._memory is not None:
-                turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
-                try:
-                    await runtime._memory.record(self.session_id, turn)
-                except MemoryStoreError as exc:
-                    # Not a crash: the store failed (full disk...). This caller learns it; others go on.
-                    self._fail_message(envelope, exc)
-                    return
-                if runtime._memory.max_turns:
-                    history.append(turn)
-                    del history[: -runtime._memory.max_turns]
-        if scope.cancelled_caught:
-            # Only the caller cancels this scope: it gave up, nobody is waiting for a reply.
-            envelope.state = EnvelopeState.DROPPED
-            envelope.done.set()
-            if hook is not None:
-                hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, anyio.current_time(), self.session_id, envelope.seq))
+        finally:
+            self._running = None
+        if envelope.abandoned:
+            self._drop(envelope)
             return
+        if result.response is None:
+            assert result.incomplete is not None
+            result.incomplete.attempts = result.attempts
+            result.incomplete.provider = result.provider
+            self._fail_message(envelope, result.incomplete)
+            return
+        reply = Reply(
+            text=result.response.text,
+            provider=result.provider,
+            persona_id=persona.id,
+            session_id=self.session_id,
+            fallback_used=result.fallback_used,
+            attempts=result.attempts,
+            model=result.response.model,
+            usage=result.response.usage,
+            elapsed=runtime._now() - envelope.started,
+            refusal=result.refusal,
+        )
+        memory = runtime._memory
+        if memory is not None:
+            turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
+            try:
+                await memory.record(self.session_id, turn)
+            except MemoryStoreError as exc:
+                # Not a crash: the store failed (full disk...). This caller learns it; others go on.
+                self._fail_message(envelope, exc)
+                return
+            if memory.max_turns:
+                history.append(turn)
+                del history[: -memory.max_turns]
         envelope.reply = reply
         envelope.state = EnvelopeState.DONE
         envelope.done.set()
@@ -272,13 +286,21 @@ class SessionActor:
             hook(
                 RuntimeEvent(
                     EventKind.REPLY_DELIVERED,
-                    anyio.current_time(),
+                    runtime._now(),
                     self.session_id,
                     envelope.seq,
                     reply.provider,
                     {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
                 )
             )
+
+    def _drop(self, envelope: Envelope) -> None:
+        """The caller gave up while its message ran: nobody waits for a reply."""
+        envelope.state = EnvelopeState.DROPPED
+        envelope.done.set()
+        hook = self._runtime._hook
+        if hook is not None:
+            hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, self._runtime._now(), self.session_id, envelope.seq))
 
     def _fail_message(self, envelope: Envelope, error: BaseException) -> None:
         envelope.fail(error)
@@ -306,7 +328,7 @@ class SessionActor:
     def _supervise(self, envelope: Envelope, exc: Exception) -> bool:
         """Handle a crash while processing; True to go on with fresh state, False to stop."""
         runtime = self._runtime
-        now = anyio.current_time()
+        now = runtime._now()
         logger.error("session %r crashed on message %d", self.session_id, envelope.seq, exc_info=exc)
         if isinstance(exc, ValisError) and not isinstance(exc, RuntimeClosedError):
             error: ValisError = exc  # e.g. a MemoryStoreError: give it to the caller as it is
