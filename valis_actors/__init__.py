@@ -48,6 +48,7 @@ from ._provider import ProviderRequest as ProviderRequest
 from ._provider import ProviderResponse as ProviderResponse
 from ._provider import Turn as Turn
 from ._provider import Usage as Usage
+from ._provider import provider_options as provider_options
 from ._provider import register_provider as register_provider
 from ._provider import registered_provider_types as registered_provider_types
 from ._reply import Attempt as Attempt
@@ -105,6 +106,7 @@ __all__ = [
     "ValisError",
     "load_config",
     "open_runtime",
+    "provider_options",
     "register_provider",
     "registered_provider_types",
     "render_system_prompt",

@@ -207,6 +207,32 @@ def register_provider(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[
     return decorate
 
 
+ENTRY_POINT_GROUP = "valis_actors.providers"
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    """Add providers that other packages declare under the ``valis_actors.providers`` group.
+
+    Each entry point names a type and the module (or ``module:Class``) that registers it,
+    e.g. in the other package's pyproject.toml::
+
+        [project.entry-points."valis_actors.providers"]
+        my_llm = "my_package.valis_provider:MyLLM"
+
+    The module is imported only when a config names the type.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _REGISTRY:
+            _LAZY.setdefault(entry.name, entry.value.split(":")[0])
+
+
 def canonical_type(type_name: str) -> str:
     """Resolve a legacy alias to its registered type name (unknown names pass through)."""
     return _ALIASES.get(type_name) or _LAZY_ALIASES.get(type_name) or type_name
@@ -214,12 +240,15 @@ def canonical_type(type_name: str) -> str:
 
 def registered_provider_types() -> list[str]:
     """Every provider type config.json may name, built-in and registered, sorted."""
+    _load_entry_points()
     return sorted({*_REGISTRY, *_ALIASES, *_LAZY, *_LAZY_ALIASES})
 
 
 def is_known_type(type_name: str) -> bool:
     """True if ``type_name`` is registered, built-in, or a legacy alias of one."""
     name = canonical_type(type_name)
+    if name not in _REGISTRY and name not in _LAZY:
+        _load_entry_points()
     return name in _REGISTRY or name in _LAZY
 
 
@@ -230,6 +259,8 @@ def provider_class(type_name: str) -> type[BaseProvider]:
         LookupError: Nothing is registered under that name; the message lists what is.
     """
     name = canonical_type(type_name)
+    if name not in _REGISTRY and name not in _LAZY:
+        _load_entry_points()
     if name not in _REGISTRY and name in _LAZY:
         importlib.import_module(_LAZY[name])
     try:
