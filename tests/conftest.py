@@ -3,8 +3,8 @@
 asyncio runs on looptime's event loop and trio on ``MockClock(autojump_threshold=0)``:
 when every task is waiting, the clock jumps to the next deadline, so a 300 s
 breaker timeout takes microseconds. Modules that talk to real sockets or real
-processes override ``anyio_backend`` with ``real_time_backends`` (a virtual clock
-would jump while the kernel moves bytes).
+processes define their own ``anyio_backend`` fixture on the real clock (a virtual
+clock would jump while the kernel moves bytes or a worker thread runs).
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""The ``anthropic`` provider (legacy ``anthropic_api``): the Messages API via the official SDK.
+
+The persona is the system prompt; the history and the message are the messages.
+The SDK's retries are off (the runtime owns retry policy), its errors are mapped
+here into our types (see ``_common.classify_error``), and a streamed answer counts
+as complete once ``message_delta`` has reported a ``stop_reason``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import attrs
+
+from .._errors import ContentPolicyError, TransientProviderError
+from .._provider import ProviderRequest, ProviderResponse, Usage, register_provider
+from .._validation import at_least
+from ._common import ErrorInfo, between, drain, parse_event
+from ._http import SDKProvider, iter_sse
+
+__all__ = ["AnthropicOptions", "AnthropicProvider"]
+
+# After the answer is complete (stop_reason seen and yielded), how long to wait for
+# the rest of the stream (message_stop) so the connection can go back to the pool;
+# a stream without terminator is complete anyway and ends when this runs out.
+TERMINATOR_GRACE = 0.25
+
+
+@attrs.frozen
+class AnthropicOptions:
+    """Options of an ``anthropic`` entry in config.json.
+
+    Attributes:
+        model: The model to ask.
+        max_tokens: The longest answer, in tokens.
+        temperature: Sampling temperature (0 to 1); None uses the API's default.
+        base_url: Another endpoint speaking the Messages API (a proxy, a test server).
+        api_key_env: The environment variable holding the API key.
+        max_connections: HTTP connections kept to the API (at least ``max_concurrent_requests``).
+    """
+
+    model: str = "claude-sonnet-4-6"
+    max_tokens: int = attrs.field(default=1024, validator=at_least(1))
+    temperature: float | None = attrs.field(default=None, validator=between(0.0, 1.0))
+    base_url: str | None = None
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    max_connections: int = attrs.field(default=1000, validator=at_least(1))
+
+
+@register_provider("anthropic", aliases=("anthropic_api",))
+class AnthropicProvider(SDKProvider):
+    """Answers through ``anthropic.AsyncAnthropic``; one client per runtime (``aopen``/``aclose``)."""
+
+    options_type = AnthropicOptions
+    options: AnthropicOptions
+
+    def _import_sdk(self) -> Any:
+        import anthropic
+
+        return anthropic
+
+    def _make_client(self, http_client: Any) -> Any:
+        client = self._sdk.AsyncAnthropic(
+            api_key=self.api_key,
+            base_url=self.options.base_url,
+            max_retries=0,
+            timeout=self.sdk_timeout,
+            http_client=http_client,
+        )
+        # The SDK imports its resource modules on first use: let that happen here, in the thread.
+        client.messages.with_streaming_response  # noqa: B018
+        return client
+
+    def _params(self, request: ProviderRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.options.model,
+            "max_tokens": self.options.max_tokens,
+            "messages": request.messages(),
+        }
+        if request.system_prompt:
+            params["system"] = request.system_prompt
+        if self.options.temperature is not None:
+            params["temperature"] = self.options.temperature
+        return params
+
+    async def get_response(self, request: ProviderRequest) -> ProviderResponse:
+        client = self._require_client()
+        try:
+            message = await client.messages.create(**self._params(request))
+            text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
+            stop_reason = message.stop_reason
+            usage = Usage(message.usage.input_tokens or 0, message.usage.output_tokens or 0)
+            model = message.model
+        except Exception as exc:
+            raise self._map(exc) from exc
+        if stop_reason == "refusal":
+            raise ContentPolicyError(
+                f"refused by the provider's content policy (stop_reason refusal): {text}"
+            )
+        if not text.strip():
+            raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
+        return ProviderResponse(text=text, model=model, usage=usage)
+
+    def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        return self._stream(request)
+
+    async def _stream(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
+        client = self._require_client()
+        try:
+            response = await client.messages.with_streaming_response.create(
+                **self._params(request), stream=True
+            ).__aenter__()
+        except Exception as exc:
+            raise self._map(exc) from exc
+        parts: list[str] = []
+        model: str | None = None
+        input_tokens = output_tokens = 0
+        stop_reason: str | None = None
+        try:
+            async with aclosing(iter_sse(response.http_response)) as events:
+                while stop_reason is None:
+                    item = await self._next_event(events)
+                    if item is None:
+                        break
+                    name, data = item
+                    if name is None or name == "ping":  # what the SDK skips too
+                        continue
+                    payload = parse_event(data)
+                    if name == "error":
+                        raise self._classify(_error_info(200, payload, in_stream=True))
+                    kind = payload.get("type")
+                    if kind == "message_start":
+                        message = _dict(payload.get("message"))
+                        model = message.get("model") if isinstance(message.get("model"), str) else model
+                        usage = _dict(message.get("usage"))
+                        input_tokens = _int(usage.get("input_tokens"), input_tokens)
+                        output_tokens = _int(usage.get("output_tokens"), output_tokens)
+                    elif kind == "content_block_delta":
+                        delta = _dict(payload.get("delta"))
+                        text = delta.get("text")
+                        if delta.get("type") == "text_delta" and isinstance(text, str) and text:
+                            parts.append(text)
+                            yield text
+                    elif kind == "message_delta":
+                        reason = _dict(payload.get("delta")).get("stop_reason")
+                        stop_reason = reason if isinstance(reason, str) else None
+                        usage = _dict(payload.get("usage"))
+                        input_tokens = _int(usage.get("input_tokens"), input_tokens)
+                        output_tokens = _int(usage.get("output_tokens"), output_tokens)
+                    elif kind == "message_stop":
+                        break
+                if stop_reason is None:
+                    raise TransientProviderError(
+                        "the stream ended before the answer was complete (no stop_reason)"
+                    )
+                if stop_reason == "refusal":
+                    raise ContentPolicyError("refused by the provider's content policy (stop_reason refusal)")
+                if not "".join(parts).strip():
+                    raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
+                yield ProviderResponse(
+                    text="".join(parts), model=model, usage=Usage(input_tokens, output_tokens)
+                )
+                await drain(events, TERMINATOR_GRACE)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.close()
+
+    def _status_info(self, exc: Any) -> ErrorInfo:
+        return _error_info(exc.status_code, exc.body, headers=exc.response.headers)
+
+
+def _error_info(status: int, body: object, *, headers: Any = None, in_stream: bool = False) -> ErrorInfo:
+    """The fields of an Anthropic error body ``{"type": "error", "error": {"type", "message"}}``."""
+    error = _dict(body.get("error", body)) if isinstance(body, dict) else {}
+    details = _dict(error.get("details"))
+    return ErrorInfo(
+        status,
+        type=error.get("type") if isinstance(error.get("type"), str) else None,
+        code=details.get("error_code") if isinstance(details.get("error_code"), str) else None,
+        message=error.get("message")
+        if isinstance(error.get("message"), str)
+        else (body if isinstance(body, str) else None),
+        headers=headers,
+        in_stream=in_stream,
+    )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
