@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,7 +47,7 @@ from ._provider import BaseProvider, provider_class
 from ._reply import Reply
 from ._stream import ReplyStream
 from ._delivery import Delivery
-from ._session import Envelope, EnvelopeState, SessionActor
+from ._session import PARK, Envelope, EnvelopeState, SessionActor
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
 
@@ -120,6 +121,9 @@ class Runtime:
         self._prompts: dict[str, str] = {}
         self._closed = False
         self._janitor_scope = anyio.CancelScope()
+        self._waiting: set[SessionActor] = set()  # actors whose task waits on an empty mailbox
+        # (idle since, actor) in the order they parked: idle-since times only grow along it.
+        self._parked_actors: deque[tuple[float, SessionActor]] = deque()
         self._delivered = 0
         self._accepted = 0
 
@@ -202,11 +206,19 @@ class Runtime:
         actor = self._actor_for(session_id)
         try:
             actor.send.send_nowait(envelope)
+            if not actor.running:
+                self._start(actor)
         except anyio.WouldBlock:
             await self._send_with_backpressure(actor, envelope)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()") from None
         self._mark_accepted(actor, envelope)
+
+    def _start(self, actor: SessionActor) -> None:
+        """Start (or restart, after parking) the task of an actor with mail."""
+        assert self._sessions_tg is not None
+        actor.running = True
+        self._sessions_tg.start_soon(actor.run, name=f"session:{actor.session_id}")
 
     def _mark_accepted(self, actor: SessionActor, envelope: Envelope) -> None:
         """Number an envelope that entered a mailbox. Idempotent.
@@ -265,10 +277,8 @@ class Runtime:
                 return actor
             if self._now() < actor.failed_until:
                 raise actor.failed
-        assert self._sessions_tg is not None
         actor = SessionActor(self, session_id, self.config.session.mailbox_size)
         self._sessions[session_id] = actor
-        self._sessions_tg.start_soon(actor.run, name=f"session:{session_id}")
         if self._hook is not None:
             self._hook(RuntimeEvent(EventKind.SESSION_ACTIVATED, anyio.current_time(), session_id))
         return actor
@@ -297,26 +307,47 @@ class Runtime:
             envelope.scope.cancel()
 
     async def _janitor(self) -> None:
-        """Passivate actors idle for ``session.idle_timeout`` (checked every quarter of it).
+        """Park idle actors and passivate sessions idle for ``session.idle_timeout``.
 
-        One periodic sweep instead of a timer per actor: arming and disarming an idle
-        timer on every message cost more than the rest of the mailbox round trip.
-        An actor is passivated between 1 and 1.25 idle timeouts after its last message.
+        One periodic sweep instead of a timer per actor (arming and disarming an idle
+        timer on every message cost more than the rest of the mailbox round trip). Every
+        tick (1 s, or a quarter of ``idle_timeout`` if shorter) the actors waiting on an
+        empty mailbox since the last tick get a PARK token and end their task; parked
+        sessions idle for ``idle_timeout`` are passivated, within one tick.
         """
         idle = self.config.session.idle_timeout
+        tick = min(1.0, idle / 4)
         with self._janitor_scope:
             while True:
-                await anyio.sleep(idle / 4)
+                await anyio.sleep(tick)
                 now = self._now()
-                for actor in [a for a in self._sessions.values() if a.is_idle(now, idle)]:
-                    self._passivate(actor)
+                for actor in [a for a in self._waiting if a.idle_since is not None and now - a.idle_since >= tick]:
+                    try:
+                        actor.send.send_nowait(PARK)
+                    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass  # busy after all, or closing: nothing to park
+                parked = self._parked_actors
+                while parked:
+                    since, actor = parked[0]
+                    if actor.running or actor.idle_since != since:
+                        parked.popleft()  # it woke up since: a newer entry exists if it parked again
+                    elif now - since >= idle:
+                        parked.popleft()
+                        self._passivate(actor)
+                    else:
+                        break
+
+    def _parked(self, actor: SessionActor) -> None:
+        """Called by an actor whose task just ended on an empty mailbox."""
+        since = actor.idle_since if actor.idle_since is not None else self._now()
+        self._parked_actors.append((since, actor))
 
     def _passivate(self, actor: SessionActor) -> bool:
         """Retire an idle actor: it leaves the table, and its mailbox closes."""
-        if actor.depth() or self._sessions.get(actor.session_id) is not actor:
+        if actor.running or actor.depth() or self._sessions.get(actor.session_id) is not actor:
             return False
         del self._sessions[actor.session_id]
-        actor.send.close()
+        actor.close()
         if self._hook is not None:
             self._hook(RuntimeEvent(EventKind.SESSION_PASSIVATED, anyio.current_time(), actor.session_id))
         return True
@@ -331,7 +362,7 @@ class Runtime:
         """Refuse new messages; let actors finish their mailboxes and exit. Idempotent."""
         self._closed = True
         for actor in list(self._sessions.values()):
-            actor.send.close()
+            actor.close()
         self._sessions.clear()
 
     def statistics(self) -> RuntimeStatistics:

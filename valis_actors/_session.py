@@ -19,7 +19,7 @@ import enum
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -87,8 +87,16 @@ class Envelope:
         self.done.set()
 
 
+PARK = object()  # the janitor's token: "stop your task if your mailbox is empty"
+
+
 class SessionActor:
-    """The actor of one session. Created and supervised by the runtime."""
+    """The actor of one session. Created and supervised by the runtime.
+
+    An idle actor is *parked*: its task ends but the actor and its mailbox stay, so
+    an idle session costs a few objects and no task; the next message starts a new
+    task. After ``idle_timeout`` it is *passivated*: removed, mailbox closed.
+    """
 
     __slots__ = (
         "_deadlines",
@@ -100,6 +108,7 @@ class SessionActor:
         "failed",
         "failed_until",
         "idle_since",
+        "running",
         "send",
         "session_id",
     )
@@ -107,9 +116,9 @@ class SessionActor:
     def __init__(self, runtime: Runtime, session_id: str, mailbox_size: int) -> None:
         self._runtime = runtime
         self.session_id = session_id
-        self.send: MemoryObjectSendStream[Envelope]
-        self._receive: MemoryObjectReceiveStream[Envelope]
-        self.send, self._receive = anyio.create_memory_object_stream[Envelope](mailbox_size)
+        self.send: MemoryObjectSendStream[Any]
+        self._receive: MemoryObjectReceiveStream[Any]
+        self.send, self._receive = anyio.create_memory_object_stream[Any](mailbox_size)
         self._history: dict[str, list[Turn]] | None = None
         # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
         # queued messages, and the deadline scope of the message being answered.
@@ -118,7 +127,8 @@ class SessionActor:
         self._restarts: deque[float] | None = None
         self.failed: SessionFailedError | None = None
         self.failed_until = 0.0
-        self.idle_since: float | None = None
+        self.idle_since: float | None = None  # when the mailbox last ran empty
+        self.running = False  # whether a task is processing (or waiting on) the mailbox
 
     def note_accepted(self, seq: int, deadline: float) -> None:
         """A message was put in the mailbox: make sure FIFO never makes it late.
@@ -153,33 +163,43 @@ class SessionActor:
         """Messages waiting in the mailbox."""
         return self._receive.statistics().current_buffer_used
 
-    def is_idle(self, now: float, idle_timeout: float) -> bool:
-        """True if the actor has waited on an empty mailbox for ``idle_timeout`` seconds.
-
-        A message handed straight to the waiting actor leaves the buffer empty but
-        takes the actor off the receivers' list, so it does not count as idle.
-        """
-        if self.idle_since is None or now - self.idle_since < idle_timeout:
-            return False
-        stats = self._receive.statistics()
-        return stats.current_buffer_used == 0 and stats.tasks_waiting_receive == 1
-
     async def run(self) -> None:
-        """Process the mailbox until passivation, failure, or the runtime closes it."""
+        """Process the mailbox until it is empty and the actor is parked, or it ends.
+
+        The task ends in three ways: parked (the janitor's PARK token found an empty
+        mailbox: the actor and its mailbox stay, the next message starts a new task),
+        stopped (the mailbox closed: passivation or the runtime closing), or failed
+        (restart intensity exceeded).
+        """
         receive = self._receive
         runtime = self._runtime
         now = runtime._now
+        parked = False
         try:
             while True:
+                envelope: Envelope | None = None
                 try:
                     envelope = receive.receive_nowait()
                 except anyio.WouldBlock:
-                    # Wait without a timer: the runtime's janitor passivates idle actors.
+                    pass
+                if envelope is None:
+                    # Wait without a timer (the janitor parks idle actors), and outside the
+                    # except block: an idle actor keeps no exception, reply or request alive.
                     self.idle_since = now()
+                    runtime._waiting.add(self)
                     try:
                         envelope = await receive.receive()
                     finally:
-                        self.idle_since = None
+                        runtime._waiting.discard(self)
+                if envelope is PARK:
+                    if self.depth():
+                        continue  # messages came in behind the token: keep going
+                    parked = True
+                    self.running = False
+                    runtime._parked(self)
+                    return
+                assert isinstance(envelope, Envelope)
+                self.idle_since = None
                 if envelope.seq < 0:
                     runtime._mark_accepted(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
@@ -197,7 +217,9 @@ class SessionActor:
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return
         finally:
-            self._fail_queued()
+            if not parked:
+                self.running = False
+                self._fail_queued()
 
     async def _process(self, envelope: Envelope) -> None:
         envelope.state = EnvelopeState.RUNNING
@@ -366,6 +388,12 @@ class SessionActor:
                 envelope = self._receive.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
-            if envelope.state is EnvelopeState.QUEUED:
+            if isinstance(envelope, Envelope) and envelope.state is EnvelopeState.QUEUED:
                 self._fail_message(envelope, error)
         self._receive.close()
+
+    def close(self) -> None:
+        """Close the mailbox of a parked actor (no task is there to do it)."""
+        self.send.close()
+        if not self.running:
+            self._fail_queued()
