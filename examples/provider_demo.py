@@ -17,9 +17,9 @@ from anyio.abc import SocketStream
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import valis_echo_provider  # noqa: E402,F401  (registers echo_llm)
+import valis_echo_provider  # noqa: F401  (registers echo_llm)
 
-import valis_actors as va  # noqa: E402
+import valis_actors as va
 
 KEY = "echo-secret-key"
 

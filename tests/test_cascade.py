@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import anyio
@@ -24,7 +25,7 @@ async def test_transient_failures_are_retried_after_the_schedule_delays() -> Non
         starts = [c.started for c in provider(runtime).calls]
     assert reply.provider == "p1"
     assert [a.outcome for a in reply.attempts] == [OUT.TRANSIENT, OUT.TRANSIENT, OUT.SUCCESS]
-    assert [b - a for a, b in zip(starts, starts[1:])] == pytest.approx([1, 2])
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([1, 2])
 
 
 async def test_n_delays_allow_n_retries_then_the_next_provider() -> None:

@@ -61,7 +61,7 @@ def test_history_and_forget(config_file: Path) -> None:
     code, out = run("history", "h", "--config", str(config_file))
     assert code == 0
     assert out.count("you: ") == 2 and "you: first question" in out
-    code, out = run("forget", "h", "--config", str(config_file))
+    _, out = run("forget", "h", "--config", str(config_file))
     assert out.strip() == "forgot 2 turns of session 'h'"
     code, out = run("history", "h", "--config", str(config_file))
     assert out.strip() == "no turns stored for session 'h'"
@@ -96,6 +96,7 @@ def test_config_check_reports_errors_with_exit_2(tmp_path: Path, capsys: pytest.
 
 def test_config_schema_is_json_schema() -> None:
     code, out = run("config", "schema")
+    assert code == 0
     schema = json.loads(out)
     assert schema["type"] == "object"
     assert schema["properties"]["retry_schedule"]["type"] == "array"

@@ -19,7 +19,7 @@ FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCKS = [
     pytest.param(block, id=f"{path.name}:{number}")
     for path in FILES
-    for number, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S), 1)
+    for number, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.DOTALL), 1)
 ]
 
 

@@ -22,7 +22,7 @@ def _schema_keys(schema: dict[str, Any], prefix: str = "") -> set[str]:
 
 def test_every_config_key_is_documented_and_no_other() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, flags=re.M))
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, flags=re.MULTILINE))
     provider_keys = {"name", "type", "enabled", "timeout"}
     assert documented - provider_keys == _schema_keys(config_schema())
 

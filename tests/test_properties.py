@@ -114,32 +114,31 @@ async def run_program(program: list[Any]) -> None:
         if scope.cancelled_caught:
             outcomes[index] = "cancelled"
 
-    async with va.open_runtime(CONFIG, event_hook=recorder) as runtime:
-        async with anyio.create_task_group() as callers:
-            for index, op in enumerate(program):
-                if isinstance(op, Send | Burst):
-                    for sub, send in enumerate(op.sends if isinstance(op, Burst) else (op,)):
-                        scope = anyio.CancelScope()
-                        scopes.append(scope)
-                        callers.start_soon(caller, (index, sub), send, scope)
-                elif isinstance(op, Cancel) and scopes:
-                    scopes[op.index % len(scopes)].cancel()
-                elif isinstance(op, Advance):
-                    await anyio.sleep(op.seconds)
-                elif isinstance(op, Flip):
-                    provider = runtime.provider(op.provider)
-                    assert isinstance(provider, va.testing.ScriptedProvider)
-                    provider.set_default(op.step)
-                elif isinstance(op, Passivate):
-                    # Every accepted or waiting message ends by its deadline (<= 30 s); then idle.
-                    await anyio.sleep(30 + CONFIG.session.idle_timeout * 1.25 + 1)
-                    assert runtime.statistics().live_sessions == 0
-                await anyio.wait_all_tasks_blocked()
-                recorder.check_fifo()
-                recorder.check_breakers()
-                recorder.check_deadlines()
-                recorder.check_concurrency(CONFIG.max_concurrent_requests)
-                assert runtime.statistics().attempts_in_flight <= CONFIG.max_concurrent_requests
+    async with va.open_runtime(CONFIG, event_hook=recorder) as runtime, anyio.create_task_group() as callers:
+        for index, op in enumerate(program):
+            if isinstance(op, Send | Burst):
+                for sub, send in enumerate(op.sends if isinstance(op, Burst) else (op,)):
+                    scope = anyio.CancelScope()
+                    scopes.append(scope)
+                    callers.start_soon(caller, (index, sub), send, scope)
+            elif isinstance(op, Cancel) and scopes:
+                scopes[op.index % len(scopes)].cancel()
+            elif isinstance(op, Advance):
+                await anyio.sleep(op.seconds)
+            elif isinstance(op, Flip):
+                provider = runtime.provider(op.provider)
+                assert isinstance(provider, va.testing.ScriptedProvider)
+                provider.set_default(op.step)
+            elif isinstance(op, Passivate):
+                # Every accepted or waiting message ends by its deadline (<= 30 s); then idle.
+                await anyio.sleep(30 + CONFIG.session.idle_timeout * 1.25 + 1)
+                assert runtime.statistics().live_sessions == 0
+            await anyio.wait_all_tasks_blocked()
+            recorder.check_fifo()
+            recorder.check_breakers()
+            recorder.check_deadlines()
+            recorder.check_concurrency(CONFIG.max_concurrent_requests)
+            assert runtime.statistics().attempts_in_flight <= CONFIG.max_concurrent_requests
     recorder.check_all(CONFIG)
     expected = [(i, 0) for i, op in enumerate(program) if isinstance(op, Send)]
     expected += [(i, j) for i, op in enumerate(program) if isinstance(op, Burst) for j in range(len(op.sends))]

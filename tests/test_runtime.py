@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 
@@ -42,7 +44,7 @@ async def test_session_processes_concurrent_callers_strictly_in_order() -> None:
     assert order == list(range(50))
     assert [c.message for c in calls] == [f"m{i}" for i in range(50)]
     # message k+1 started only after message k ended
-    for before, after in zip(calls, calls[1:]):
+    for before, after in itertools.pairwise(calls):
         assert before.ended is not None and after.started >= before.ended
     assert max(c.concurrency for c in calls) == 1
 
@@ -174,11 +176,10 @@ async def test_caller_waiting_when_the_runtime_is_cancelled_gets_runtime_closed(
 async def test_leaving_normally_drains_queued_messages() -> None:
     config = make_config(scripted("p1", default=Step.answer(delay=1)))
     texts: list[str] = []
-    async with anyio.create_task_group() as outer:
-        async with va.open_runtime(config) as runtime:
-            for i in range(3):
-                outer.start_soon(_collect, runtime, f"m{i}", texts)
-                await settle()  # trio starts tasks in any order: accept them one by one
+    async with anyio.create_task_group() as outer, va.open_runtime(config) as runtime:
+        for i in range(3):
+            outer.start_soon(_collect, runtime, f"m{i}", texts)
+            await settle()  # trio starts tasks in any order: accept them one by one
     assert texts == ["p1: m0", "p1: m1", "p1: m2"]
 
 
@@ -188,32 +189,30 @@ async def _collect(runtime: va.Runtime, message: str, texts: list[str]) -> None:
 
 async def test_full_mailbox_applies_backpressure_then_raises_mailbox_full() -> None:
     config = make_config(scripted("p1", default=Step.answer(delay=100)), session={"mailbox_size": 2})
-    async with va.open_runtime(config) as runtime:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runtime.ask, "s", "jane", "running")
-            await settle()
-            tg.start_soon(runtime.ask, "s", "jane", "queued 1")
-            tg.start_soon(runtime.ask, "s", "jane", "queued 2")
-            await settle()
-            assert runtime.statistics().mailbox_depths == {"s": 2}
-            start = anyio.current_time()
-            with pytest.raises(va.MailboxFullError, match="mailbox full") as info:
-                await runtime.ask("s", "jane", "refused", deadline=5)
-            assert anyio.current_time() - start == pytest.approx(5, abs=0.01)
-            assert "mailbox_size" in str(info.value)
-            tg.cancel_scope.cancel()
+    async with va.open_runtime(config) as runtime, anyio.create_task_group() as tg:
+        tg.start_soon(runtime.ask, "s", "jane", "running")
+        await settle()
+        tg.start_soon(runtime.ask, "s", "jane", "queued 1")
+        tg.start_soon(runtime.ask, "s", "jane", "queued 2")
+        await settle()
+        assert runtime.statistics().mailbox_depths == {"s": 2}
+        start = anyio.current_time()
+        with pytest.raises(va.MailboxFullError, match="mailbox full") as info:
+            await runtime.ask("s", "jane", "refused", deadline=5)
+        assert anyio.current_time() - start == pytest.approx(5, abs=0.01)
+        assert "mailbox_size" in str(info.value)
+        tg.cancel_scope.cancel()
 
 
 async def test_statistics_report_sessions_attempts_and_breakers() -> None:
     config = make_config(scripted("p1", default=Step.answer(delay=10)), max_concurrent_requests=4)
-    async with va.open_runtime(config) as runtime:
-        async with anyio.create_task_group() as tg:
-            for i in range(3):
-                tg.start_soon(runtime.ask, f"s{i}", "jane", "hi")
-            await settle()
-            stats = runtime.statistics()
-            assert stats.live_sessions == 3
-            assert stats.attempts_in_flight == 3
-            assert stats.max_concurrent_requests == 4
-            assert stats.breakers["p1"].state is va.CircuitState.CLOSED
-            tg.cancel_scope.cancel()
+    async with va.open_runtime(config) as runtime, anyio.create_task_group() as tg:
+        for i in range(3):
+            tg.start_soon(runtime.ask, f"s{i}", "jane", "hi")
+        await settle()
+        stats = runtime.statistics()
+        assert stats.live_sessions == 3
+        assert stats.attempts_in_flight == 3
+        assert stats.max_concurrent_requests == 4
+        assert stats.breakers["p1"].state is va.CircuitState.CLOSED
+        tg.cancel_scope.cancel()

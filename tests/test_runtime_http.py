@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 import valis_actors as va
-from valis_actors.testing._fakeserver import Fault, FakeLLMServer, open_fake_llm_server
+from valis_actors.testing._fakeserver import FakeLLMServer, Fault, open_fake_llm_server
 
 pytestmark = [
     pytest.mark.anyio,
@@ -210,7 +210,7 @@ async def test_stream_answer_with_usage(server: FakeLLMServer) -> None:
 async def test_slow_first_token_fails_over(server: FakeLLMServer) -> None:
     server.script("openai", Fault.slow_first_token(1.0))
     async with va.open_runtime(config(server, first_token_timeout=0.3, retry_schedule=[])) as runtime:
-        received, reply = await collect(runtime)
+        _, reply = await collect(runtime)
     assert reply is not None and reply.provider == "anthropic"
     assert reply.attempts[0].outcome is OUT.TIMEOUT
 

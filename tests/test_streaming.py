@@ -49,7 +49,7 @@ async def test_no_first_token_in_time_fails_over() -> None:
     )
     async with va.open_runtime(config) as runtime:
         start = anyio.current_time()
-        received, reply = await collect(runtime, "s", "hi")
+        _, reply = await collect(runtime, "s", "hi")
         assert anyio.current_time() - start == pytest.approx(2)
     assert reply.provider == "p2"
     assert reply.attempts[0].outcome is OUT.TIMEOUT

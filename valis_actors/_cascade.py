@@ -331,7 +331,7 @@ class Cascade:
         except ProviderError as exc:
             trial = self._failure(provider, exc, self._now() - started)
         except Exception as exc:
-            logger.error("provider %r raised %s: a bug in the provider", name, type(exc).__name__, exc_info=True)
+            logger.exception("provider %r raised %s: a bug in the provider", name, type(exc).__name__)
             message = provider.redact(f"{type(exc).__name__}: {exc}")
             trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, self._now() - started))
         self._finished(run, name, trial.attempt.outcome, trial.attempt.error)

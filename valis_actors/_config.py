@@ -105,9 +105,9 @@ def _check_schedule(instance: object, attribute: attrs.Attribute[Any], value: tu
             raise FieldValueError(f"{attribute.name}[{index}]", f"must be >= 0 (got {delay!r})")
 
 
-def _normalize_providers(entries: Any) -> tuple[ProviderSettings, ...]:
+def _normalize_providers(given: Any) -> tuple[ProviderSettings, ...]:
     """Put the persona fallback last (adding it when absent) and check names are unique."""
-    entries = tuple(entries)
+    entries: tuple[ProviderSettings, ...] = tuple(given)
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         if entry.name in seen:
@@ -195,7 +195,7 @@ def _structure_provider(value: Any, _: Any) -> ProviderSettings:
     ):
         if key in entry and not isinstance(entry[key], check):
             raise FieldValueError(key, f"must be {expected} (got {entry[key]!r})")
-    type_name = entry.get("type", entry.get("name"))
+    type_name: str = entry["type"] if "type" in entry else entry["name"]
     if not is_known_type(type_name):
         known = registered_provider_types()
         raise FieldValueError(
@@ -211,8 +211,9 @@ def _structure_provider(value: Any, _: Any) -> ProviderSettings:
             raise FieldValueError("timeout", f"must be a number of seconds ({exc})") from None
     options = {k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}
     _check_options(type_name, options)
+    name: str = entry.get("name", type_name)
     return ProviderSettings(
-        name=entry.get("name", type_name),
+        name=name,
         type=type_name,
         enabled=entry.get("enabled", True),
         timeout=timeout,
@@ -227,7 +228,7 @@ def _check_options(type_name: str, options: dict[str, Any]) -> None:
         return
     try:
         converter.structure(options, options_type)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
         # Reported relative to the options; _problems re-roots them below the entry's path.
         raise _OptionsError(list(describe_errors(exc, "$"))) from None
 
@@ -259,11 +260,12 @@ def _is_homogeneous_tuple(type_: Any) -> bool:
 def _structure_sequence(conv: cattrs.Converter, value: Any, item: type) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
         raise StrictTypeError("a list", value)
-    out, errors = [], []
+    out: list[Any] = []
+    errors: list[tuple[int, Exception]] = []
     for index, element in enumerate(value):
         try:
             out.append(conv.structure(element, item))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
             exc.__notes__ = [*getattr(exc, "__notes__", []), f"index {index}"]
             errors.append((index, exc))
     if errors:
@@ -307,7 +309,7 @@ def structure_config(data: Any, *, source: str = "config") -> Config:
         raise ConfigError(f"{source}: the top level must be a JSON object (got {type(data).__name__})")
     try:
         return converter.structure(data, Config)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
         problems = tuple(_problems(exc))
         raise ConfigError(_summary(source, problems), problems) from None
 

@@ -121,7 +121,7 @@ def parse_persona(data: Any, source: str) -> Persona:
     data = {k: v for k, v in data.items() if k in known}
     try:
         persona = _converter.structure(data, Persona)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every structuring error becomes a PersonaError
         problems = tuple(describe_errors(exc))
         raise PersonaError(f"{source}: " + "; ".join(problems), problems) from None
     for field, value in (("id", persona.id), *((f"aliases[{i}]", a) for i, a in enumerate(persona.aliases))):

@@ -17,20 +17,19 @@ callers still waiting get ``RuntimeClosedError``.
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import attrs
 from anyio.abc import TaskGroup
 
 from ._breaker import BreakerActor, BreakerStatistics
-from ._clock import Clock, backend_clock
 from ._cascade import Cascade
+from ._clock import Clock, backend_clock
 from ._config import Config, ProviderSettings
+from ._delivery import Delivery
 from ._errors import (
     ConfigError,
     EmptyMessageError,
@@ -45,9 +44,8 @@ from ._memory import Memory, open_memory
 from ._personas import Persona, PersonaStore, render_system_prompt
 from ._provider import BaseProvider, provider_class
 from ._reply import Reply
-from ._stream import ReplyStream
-from ._delivery import Delivery
 from ._session import PARK, Envelope, EnvelopeState, SessionActor
+from ._stream import ReplyStream
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
 
@@ -434,7 +432,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
                         runtime._sessions_tg = sessions
                         try:
                             yield runtime
-                        except BaseException as exc:
+                        except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
                             # Kept aside and re-raised below as itself: raising it through the
                             # task groups would wrap it in an ExceptionGroup.
                             body_error = exc

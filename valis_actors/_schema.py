@@ -26,7 +26,7 @@ def _type_schema(type_: Any) -> dict[str, Any]:
     origin, args = typing.get_origin(type_), typing.get_args(type_)
     if origin is tuple and args and args[-1] is Ellipsis:
         return {"type": "array", "items": _type_schema(args[0])}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, __import__("types").UnionType):
         options = [_type_schema(a) for a in args if a is not type(None)]
         schema = options[0] if len(options) == 1 else {"anyOf": options}
         if type(None) in args:
@@ -46,7 +46,7 @@ def _class_schema(cls: type) -> dict[str, Any]:
         schema = _type_schema(hints[field.name])
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory()  # type: ignore[union-attr]
+            default = default.factory()
         if attrs.has(type(default)):
             default = attrs.asdict(default)
         if not isinstance(default, tuple) or not default or not attrs.has(type(default[0])):

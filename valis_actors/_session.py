@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
 from ._cascade import FALLBACK_RESERVE
 from ._delivery import Delivery
+from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
 from ._events import EventKind, RuntimeEvent
-from ._personas import Persona, render_system_prompt
+from ._personas import Persona
 from ._provider import ProviderRequest, Turn
 from ._reply import Reply
 
@@ -52,6 +52,7 @@ class Envelope:
 
     __slots__ = (
         "abandoned",
+        "deadline",
         "delivery",
         "done",
         "error",
@@ -61,7 +62,6 @@ class Envelope:
         "scope",
         "seq",
         "started",
-        "deadline",
         "state",
     )
 
@@ -102,8 +102,8 @@ class SessionActor:
         "_deadlines",
         "_history",
         "_receive",
-        "_running",
         "_restarts",
+        "_running",
         "_runtime",
         "failed",
         "failed_until",
@@ -211,7 +211,7 @@ class SessionActor:
                         error = RuntimeClosedError("the runtime closed while answering this message")
                         self._fail_message(envelope, error)
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - supervision: any crash fails one message
                     if not self._supervise(envelope, exc):
                         return
         except (anyio.EndOfStream, anyio.ClosedResourceError):

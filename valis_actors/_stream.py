@@ -83,4 +83,4 @@ class ReplyStream:
         reply = self._envelope.reply
         if reply is not None:
             return reply.attempts
-        return tuple(getattr(self._envelope.error, "attempts", ()))  # type: ignore[arg-type]
+        return tuple(getattr(self._envelope.error, "attempts", ()))

@@ -81,8 +81,8 @@ def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
         for sub in without:
             yield from describe_errors(sub, path)
     elif isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            yield from describe_errors(sub, path)
+        for member in exc.exceptions:
+            yield from describe_errors(member, path)
     elif isinstance(exc, ForbiddenExtraKeysError):
         known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         for key in sorted(exc.extra_fields):

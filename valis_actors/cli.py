@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import anyio
 import attrs
 
-from ._config import Config, load_config
+from ._config import load_config
 from ._errors import ConfigError, InvalidRequestError, ValisError
 from ._personas import PersonaStore
 from ._reply import AttemptOutcome, Reply

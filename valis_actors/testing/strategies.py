@@ -19,7 +19,7 @@ __all__ = ["fault_plans", "messages", "persona_ids", "session_ids", "steps", "wo
 def messages(max_size: int = 200) -> st.SearchStrategy[str]:
     """Valid messages: non-blank text of at most ``max_size`` characters."""
     return st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=max_size
+        alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=max_size
     ).filter(lambda text: text.strip() != "")
 
 
