@@ -38,6 +38,7 @@ class OrderBook:
             self.other.append(event)
 
 
+@pytest.mark.timeout(900)  # ~1 min per backend alone; far longer on a loaded 2-core machine
 async def test_ten_thousand_sessions_with_faults_lose_reorder_and_duplicate_nothing() -> None:
     faults = [{"kind": "transient"}, {"kind": "rate_limited", "retry_after": 0.5}, {"kind": "permanent"},
               {"kind": "hang"}]
