@@ -191,9 +191,9 @@ async def test_desktop_commander_missing_executable_is_unavailable() -> None:
 async def test_desktop_commander_without_command_is_unavailable(command: list[str] | None) -> None:
     settings = va.ProviderSettings(name="cli", type="desktop_commander_mcp", options={"command": command})
     provider = DesktopCommanderProvider(settings)
-    assert provider.unavailable_reason() == "desktop_commander: no command configured"
+    assert provider.unavailable_reason() == "no command configured (set \"command\" in its config.json entry)"
     await provider.aopen()
-    assert provider.unavailable_reason() == "desktop_commander: no command configured"
+    assert provider.unavailable_reason() == "no command configured (set \"command\" in its config.json entry)"
 
 
 async def test_desktop_commander_works_without_aopen() -> None:

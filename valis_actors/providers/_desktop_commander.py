@@ -97,7 +97,7 @@ class DesktopCommanderProvider(BaseProvider):
         self.options: DesktopCommanderOptions = provider_options(settings, DesktopCommanderOptions)
         self._executable: str | None = None
         self._reason: str | None = (
-            None if self.options.command else "desktop_commander: no command configured"
+            None if self.options.command else "no command configured (set \"command\" in its config.json entry)"
         )
         self._resolved = self._reason is not None
         self._redact = Redactor(
@@ -153,7 +153,7 @@ class DesktopCommanderProvider(BaseProvider):
     async def _run(self, request: ProviderRequest) -> AsyncGenerator[str | ProviderResponse, None]:
         await self._resolve()
         if self._reason is not None or self._executable is None or not self.options.command:
-            raise ProviderUnavailableError(self._reason or "desktop_commander: no command configured")
+            raise ProviderUnavailableError(self._reason or "no command configured (set \"command\" in its config.json entry)")
         text = self.prompt(request)
         argv = [self._executable, *self.options.command[1:]]
         if self.options.prompt_via == "argument":
