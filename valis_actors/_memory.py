@@ -29,11 +29,21 @@ __all__ = ["Memory", "open_memory"]
 
 @attrs.define(slots=True)
 class _Request:
-    kind: str  # "append" | "recent" | "forget"
+    kind: str  # "recent" | "forget" | "flush"
     args: tuple[Any, ...]
     done: anyio.Event | None = None
     result: Any = None
     error: BaseException | None = None
+
+
+@attrs.define(slots=True)
+class _Batch:
+    """Turns waiting for the next transaction, and the one event their writers wait on."""
+
+    rows: list[tuple[str, Turn]]
+    done: anyio.Event
+    error: MemoryStoreError | None = None
+    waited: bool = False  # some writer waits for the commit (durability "commit")
 
 
 class Memory:
@@ -47,14 +57,18 @@ class Memory:
         self._receive: MemoryObjectReceiveStream[_Request]
         self._send, self._receive = anyio.create_memory_object_stream[_Request](math.inf)
         self._limiter = anyio.CapacityLimiter(1)  # the actor's one worker thread at a time
+        self._open: _Batch | None = None  # the batch new turns join, until the actor takes it
         self.background_error: MemoryStoreError | None = None
 
-    async def _call(self, kind: str, *args: Any) -> Any:
-        request = _Request(kind, args, anyio.Event())
+    def _post(self, request: _Request) -> None:
         try:
             self._send.send_nowait(request)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise RuntimeClosedError("the memory store is closed") from None
+
+    async def _call(self, kind: str, *args: Any) -> Any:
+        request = _Request(kind, args, anyio.Event())
+        self._post(request)
         assert request.done is not None
         await request.done.wait()
         if request.error is not None:
@@ -66,14 +80,22 @@ class Memory:
         return list(await self._call("recent", session_id, persona_id, self.max_turns if limit is None else limit))
 
     async def record(self, session_id: str, turn: Turn) -> None:
-        """Store a turn; with ``durability="commit"`` return once it is committed."""
-        if self.settings.durability == "commit":
-            await self._call("append", session_id, turn)
-        else:
-            try:
-                self._send.send_nowait(_Request("append", (session_id, turn)))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                raise RuntimeClosedError("the memory store is closed") from None
+        """Store a turn; with ``durability="commit"`` return once it is committed.
+
+        Turns join the open batch; only the first turn of a batch sends the actor a
+        message, and every writer of the batch waits on the same event.
+        """
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch([], anyio.Event())
+            self._post(_Request("flush", (batch,)))
+        batch.rows.append((session_id, turn))
+        if self.settings.durability != "commit":
+            return
+        batch.waited = True
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
 
     async def forget(self, session_id: str) -> int:
         """Delete a session's turns; return how many were deleted."""
@@ -85,47 +107,31 @@ class Memory:
         return func(*args)
 
     async def run(self) -> None:
-        """The actor loop: batch, commit, answer; until the mailbox is closed and empty."""
+        """The actor loop, in mailbox order: commit batches, answer reads; until closed."""
         receive = self._receive
         async with receive:
-            while True:
+            async for request in receive:
+                if request.kind == "flush":
+                    await self._commit(request.args[0])
+                    continue
                 try:
-                    batch = [await receive.receive()]
-                except anyio.EndOfStream:
-                    return
-                while True:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                await self._process(batch)
+                    method = self.store.recent if request.kind == "recent" else self.store.forget
+                    request.result = await self._run_blocking(method, *request.args)
+                except MemoryStoreError as exc:
+                    request.error = exc
+                assert request.done is not None
+                request.done.set()
 
-    async def _process(self, batch: list[_Request]) -> None:
-        writes = [r for r in batch if r.kind == "append"]
-        if writes:
-            error: BaseException | None = None
-            try:
-                await self._run_blocking(
-                    self.store.append, [r.args for r in writes], self.settings.max_turns_stored
-                )
-            except MemoryStoreError as exc:
-                error = exc
-                if any(r.done is None for r in writes):
-                    self.background_error = exc
-            for request in writes:
-                request.error = error
-                if request.done is not None:
-                    request.done.set()
-        for request in batch:
-            if request.kind == "append":
-                continue
-            try:
-                method = self.store.recent if request.kind == "recent" else self.store.forget
-                request.result = await self._run_blocking(method, *request.args)
-            except MemoryStoreError as exc:
-                request.error = exc
-            assert request.done is not None
-            request.done.set()
+    async def _commit(self, batch: _Batch) -> None:
+        if self._open is batch:
+            self._open = None  # turns arriving during the commit start the next batch
+        try:
+            await self._run_blocking(self.store.append, batch.rows, self.settings.max_turns_stored)
+        except MemoryStoreError as exc:
+            batch.error = exc
+            if not batch.waited:
+                self.background_error = exc
+        batch.done.set()
 
     def close(self) -> None:
         """Stop the actor once what was already sent is processed."""

@@ -96,6 +96,7 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._since_trim: dict[str, int] = {}  # turns written per session since its last trim
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -128,12 +129,22 @@ class SqliteStore:
                         for sid, t in rows
                     ],
                 )
+                # Trim each session at most once every `slack` turns (and on its first
+                # write in this process): a DELETE per session per batch cost more than
+                # the inserts. Between trims a session may hold up to `slack` extra turns.
+                slack = max(1, max_stored // 10)
                 for sid in {sid for sid, _ in rows}:
+                    since = self._since_trim.get(sid)
+                    if since is not None and since < slack:
+                        continue
                     self._db.execute(
                         "DELETE FROM turns WHERE session_id = ? AND id <= "
                         "(SELECT id FROM turns WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                         (sid, sid, max_stored),
                     )
+                    self._since_trim[sid] = 0
+            for sid, _ in rows:
+                self._since_trim[sid] = self._since_trim.get(sid, 0) + 1
         except sqlite3.Error as exc:
             raise self._fail("write to", exc) from exc
 
@@ -155,6 +166,7 @@ class SqliteStore:
         try:
             with self._db:
                 self._db.execute("BEGIN")
+                self._since_trim.pop(session_id, None)
                 return self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,)).rowcount
         except sqlite3.Error as exc:
             raise self._fail("delete from", exc) from exc
