@@ -8,7 +8,6 @@ Same clock, same values as ``anyio.current_time()``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import sniffio
@@ -20,8 +19,11 @@ Clock = Callable[[], float]
 
 def backend_clock() -> Clock:
     """The clock of the running event loop (call from inside it)."""
+    # Imported here: `import valis_actors` should not pay for importing an event loop.
     if sniffio.current_async_library() == "trio":
         import trio
 
         return trio.current_time
+    import asyncio
+
     return asyncio.get_running_loop().time

@@ -7,6 +7,7 @@ collected and raised together as one ``ConfigError``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import typing
@@ -175,7 +176,7 @@ class Config:
 
     def to_json(self) -> dict[str, Any]:
         """The effective configuration as a JSON-ready dict (what ``valis config check`` prints)."""
-        out: dict[str, Any] = converter.unstructure(self)
+        out: dict[str, Any] = get_converter().unstructure(self)
         out["providers"] = [p.to_json() for p in self.providers]
         return out
 
@@ -227,7 +228,7 @@ def _check_options(type_name: str, options: dict[str, Any]) -> None:
     if options_type is None:
         return
     try:
-        converter.structure(options, options_type)
+        get_converter().structure(options, options_type)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
         # Reported relative to the options; _problems re-roots them below the entry's path.
         raise _OptionsError(list(describe_errors(exc, "$"))) from None
@@ -279,7 +280,10 @@ class _SequenceError(Exception):
         self.errors = errors
 
 
-converter = _make_converter()
+@functools.cache
+def get_converter() -> cattrs.Converter:
+    """The strict converter for config.json, built on first use (keeps the import fast)."""
+    return _make_converter()
 
 
 def _problems(exc: BaseException, path: str = "$") -> list[str]:
@@ -308,7 +312,7 @@ def structure_config(data: Any, *, source: str = "config") -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a JSON object (got {type(data).__name__})")
     try:
-        return converter.structure(data, Config)
+        return get_converter().structure(data, Config)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
         problems = tuple(_problems(exc))
         raise ConfigError(_summary(source, problems), problems) from None

@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._config import MemorySettings
 from ._errors import MemoryStoreError, RuntimeClosedError
 from ._provider import Turn
-from ._store import ConversationStore, InProcessStore, SqliteStore, default_memory_path
+from ._store import ConversationStore, InProcessStore
 
 __all__ = ["Memory", "open_memory"]
 
@@ -139,6 +139,8 @@ class Memory:
 
 
 def _open_store(settings: MemorySettings) -> ConversationStore:
+    from ._sqlite import SqliteStore, default_memory_path  # sqlite3 only when it is used
+
     if settings.backend == "memory":
         return InProcessStore()
     return SqliteStore(settings.path or default_memory_path())

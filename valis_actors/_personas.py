@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +131,8 @@ def parse_persona(data: Any, source: str) -> Persona:
 
 def builtin_personas_dir() -> Path:
     """Where the shipped personas live: package data in a wheel, ``personas/`` in a checkout."""
+    from importlib import resources  # only when personas are loaded: it is slow to import
+
     packaged = Path(str(resources.files("valis_actors"))) / "_data" / "personas"
     if packaged.is_dir():
         return packaged

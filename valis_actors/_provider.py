@@ -278,6 +278,6 @@ def provider_options(settings: ProviderSettings, options_type: type[T]) -> T:
 
     Config loading has already validated them, so this only converts.
     """
-    from ._config import converter
+    from ._config import get_converter
 
-    return converter.structure(dict(settings.options), options_type)
+    return get_converter().structure(dict(settings.options), options_type)
