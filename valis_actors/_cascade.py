@@ -294,10 +294,10 @@ class Cascade:
 
     async def _invoke(self, provider: BaseProvider, run: _Run, timeout: float) -> ProviderResponse:
         delivery = run.delivery
-        stream = provider.stream_response(run.request) if delivery is not None else None
-        if stream is not None:
-            assert delivery is not None
-            return await delivery.pump(provider.name, stream, timeout)
+        if delivery is not None:
+            stream = provider.stream_response(run.request)
+            if stream is not None:
+                return await delivery.pump(provider.name, stream, timeout)
         with anyio.move_on_after(timeout) as scope:
             response = await provider.get_response(run.request)
         if scope.cancelled_caught:

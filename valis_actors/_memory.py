@@ -29,9 +29,9 @@ __all__ = ["Memory", "open_memory"]
 
 @attrs.define(slots=True)
 class _Request:
-    kind: str  # "recent" | "forget" | "flush"
+    kind: str  # "recent" | "forget"
     args: tuple[Any, ...]
-    done: anyio.Event | None = None
+    done: anyio.Event
     result: Any = None
     error: BaseException | None = None
 
@@ -53,14 +53,15 @@ class Memory:
         self.store = store
         self.settings = settings
         self.max_turns = settings.max_turns
-        self._send: MemoryObjectSendStream[_Request]
-        self._receive: MemoryObjectReceiveStream[_Request]
-        self._send, self._receive = anyio.create_memory_object_stream[_Request](math.inf)
+        # Reads and forgets are requests; a batch in the mailbox means "commit it now".
+        self._send: MemoryObjectSendStream[_Request | _Batch]
+        self._receive: MemoryObjectReceiveStream[_Request | _Batch]
+        self._send, self._receive = anyio.create_memory_object_stream[_Request | _Batch](math.inf)
         self._limiter = anyio.CapacityLimiter(1)  # the actor's one worker thread at a time
         self._open: _Batch | None = None  # the batch new turns join, until the actor takes it
         self.background_error: MemoryStoreError | None = None
 
-    def _post(self, request: _Request) -> None:
+    def _post(self, request: _Request | _Batch) -> None:
         try:
             self._send.send_nowait(request)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -69,7 +70,6 @@ class Memory:
     async def _call(self, kind: str, *args: Any) -> Any:
         request = _Request(kind, args, anyio.Event())
         self._post(request)
-        assert request.done is not None
         await request.done.wait()
         if request.error is not None:
             raise request.error
@@ -88,7 +88,7 @@ class Memory:
         batch = self._open
         if batch is None:
             batch = self._open = _Batch([], anyio.Event())
-            self._post(_Request("flush", (batch,)))
+            self._post(batch)
         batch.rows.append((session_id, turn))
         if self.settings.durability != "commit":
             return
@@ -111,15 +111,14 @@ class Memory:
         receive = self._receive
         async with receive:
             async for request in receive:
-                if request.kind == "flush":
-                    await self._commit(request.args[0])
+                if isinstance(request, _Batch):
+                    await self._commit(request)
                     continue
                 try:
                     method = self.store.recent if request.kind == "recent" else self.store.forget
                     request.result = await self._run_blocking(method, *request.args)
                 except MemoryStoreError as exc:
                     request.error = exc
-                assert request.done is not None
                 request.done.set()
 
     async def _commit(self, batch: _Batch) -> None:

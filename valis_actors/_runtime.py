@@ -31,6 +31,7 @@ from ._clock import Clock, backend_clock
 from ._config import Config, ProviderSettings
 from ._delivery import Delivery
 from ._errors import (
+    ActorCrashedError,
     ConfigError,
     EmptyMessageError,
     InvalidRequestError,
@@ -172,7 +173,8 @@ class Runtime:
             raise
         if envelope.error is not None:
             raise envelope.error
-        assert envelope.reply is not None  # the actor sets one or the other
+        if envelope.reply is None:  # the actor sets one or the other; never neither
+            raise ActorCrashedError(f"session {session_id!r} ended a message without a reply or an error")
         return envelope.reply
 
     @asynccontextmanager
@@ -214,7 +216,8 @@ class Runtime:
 
     def _start(self, actor: SessionActor) -> None:
         """Start (or restart, after parking) the task of an actor with mail."""
-        assert self._sessions_tg is not None
+        if self._sessions_tg is None:
+            raise RuntimeClosedError("the runtime is not open; use `async with open_runtime(...)`")
         actor.running = True
         self._sessions_tg.start_soon(actor.run, name=f"session:{actor.session_id}")
 

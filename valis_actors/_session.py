@@ -19,14 +19,21 @@ import enum
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._cascade import FALLBACK_RESERVE
 from ._delivery import Delivery
-from ._errors import ActorCrashedError, MemoryStoreError, RuntimeClosedError, SessionFailedError, ValisError
+from ._errors import (
+    ActorCrashedError,
+    IncompleteAnswerError,
+    MemoryStoreError,
+    RuntimeClosedError,
+    SessionFailedError,
+    ValisError,
+)
 from ._events import EventKind, RuntimeEvent
 from ._personas import Persona
 from ._provider import ProviderRequest, Turn
@@ -87,7 +94,13 @@ class Envelope:
         self.done.set()
 
 
-PARK = object()  # the janitor's token: "stop your task if your mailbox is empty"
+class _Park:
+    """The janitor's token: "end your task if your mailbox is empty"."""
+
+    __slots__ = ()
+
+
+PARK = _Park()
 
 
 class SessionActor:
@@ -116,9 +129,9 @@ class SessionActor:
     def __init__(self, runtime: Runtime, session_id: str, mailbox_size: int) -> None:
         self._runtime = runtime
         self.session_id = session_id
-        self.send: MemoryObjectSendStream[Any]
-        self._receive: MemoryObjectReceiveStream[Any]
-        self.send, self._receive = anyio.create_memory_object_stream[Any](mailbox_size)
+        self.send: MemoryObjectSendStream[Envelope | _Park]
+        self._receive: MemoryObjectReceiveStream[Envelope | _Park]
+        self.send, self._receive = anyio.create_memory_object_stream[Envelope | _Park](mailbox_size)
         self._history: dict[str, list[Turn]] | None = None
         # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
         # queued messages, and the deadline scope of the message being answered.
@@ -177,7 +190,7 @@ class SessionActor:
         parked = False
         try:
             while True:
-                envelope: Envelope | None = None
+                envelope: Envelope | _Park | None = None
                 try:
                     envelope = receive.receive_nowait()
                 except anyio.WouldBlock:
@@ -191,14 +204,13 @@ class SessionActor:
                         envelope = await receive.receive()
                     finally:
                         runtime._waiting.discard(self)
-                if envelope is PARK:
+                if isinstance(envelope, _Park):
                     if self.depth():
                         continue  # messages came in behind the token: keep going
                     parked = True
                     self.running = False
                     runtime._parked(self)
                     return
-                assert isinstance(envelope, Envelope)
                 self.idle_since = None
                 if envelope.seq < 0:
                     runtime._mark_accepted(self, envelope)
@@ -270,21 +282,22 @@ class SessionActor:
         if envelope.abandoned:
             self._drop(envelope)
             return
-        if result.response is None:
-            assert result.incomplete is not None
-            result.incomplete.attempts = result.attempts
-            result.incomplete.provider = result.provider
-            self._fail_message(envelope, result.incomplete)
+        response = result.response
+        if response is None:  # a streamed answer was cut after its first chunk
+            error = result.incomplete or IncompleteAnswerError("the answer was cut after it started")
+            error.attempts = result.attempts
+            error.provider = result.provider
+            self._fail_message(envelope, error)
             return
         reply = Reply(
-            text=result.response.text,
+            text=response.text,
             provider=result.provider,
             persona_id=persona.id,
             session_id=self.session_id,
             fallback_used=result.fallback_used,
             attempts=result.attempts,
-            model=result.response.model,
-            usage=result.response.usage,
+            model=response.model,
+            usage=response.usage,
             elapsed=runtime._now() - envelope.started,
             refusal=result.refusal,
         )

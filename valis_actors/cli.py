@@ -116,7 +116,8 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
     if not config.memory.enabled:
         raise ConfigError("memory is disabled in the config (memory.enabled: false): there is no history")
     async with open_memory(config.memory) as memory:
-        assert memory is not None
+        if memory is None:  # open_memory yields None only when memory is disabled, refused above
+            raise ConfigError("memory is disabled in the config: there is no history")
         if args.command == "forget":
             count = await memory.forget(args.session)
             print(f"forgot {count} turn{'s' if count != 1 else ''} of session {args.session!r}", file=out)
