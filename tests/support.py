@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import attrs
 
 import valis_actors as va
 from valis_actors.testing import ScriptedProvider, Step
@@ -21,14 +22,7 @@ def scripted(name: str, *steps: Step, default: Step | None = None, **options: An
 
 
 def _step_json(step: Step) -> dict[str, Any]:
-    return {
-        "kind": step.kind,
-        "delay": step.delay,
-        "text": step.text,
-        "retry_after": step.retry_after,
-        "after_chunks": step.after_chunks,
-        "chunk_delay": step.chunk_delay,
-    }
+    return attrs.asdict(step)
 
 
 def make_config(*providers: dict[str, Any] | str, **overrides: Any) -> va.Config:

@@ -62,10 +62,6 @@ def did_you_mean(word: str, candidates: Any) -> str:
     return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
-def _type_name(type_: Any) -> str:
-    return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
-
-
 def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
     """Flatten a cattrs error tree into one human line per problem, each ending in ``@ path``."""
     if isinstance(exc, ClassValidationError):

@@ -69,11 +69,9 @@ def describe(reply: Reply) -> str:
     """The second line of ``valis ask``: who answered, how fast, why others did not."""
     who = reply.provider + (f" ({reply.model})" if reply.model else "")
     line = f"-- {reply.persona_id} via {who} in {reply.elapsed * 1000:.0f} ms"
-    skipped = [
-        f"{a.provider}: {a.error or a.outcome.value}" for a in reply.attempts if a.outcome is not AttemptOutcome.SUCCESS
-    ]
+    skipped = reply.skipped()
     if skipped:
-        line += "; " + "; ".join(dict.fromkeys(skipped))
+        line += "; " + "; ".join(dict.fromkeys(skipped))  # a retried failure is said once
     if reply.refusal:
         line += f"; refused: {reply.refusal}"
     return line
