@@ -108,6 +108,9 @@ async def test_persistent_fault_fails_over_to_the_next_provider(
         reply = await runtime.ask("s", "jane", "hi")
     assert reply.provider == "anthropic"
     assert [a.outcome for a in reply.attempts] == [outcome, outcome, OUT.SUCCESS]
+    # Failover accounting: the answer is the fallback provider's, with its model and usage.
+    assert reply.model == "claude-test" and reply.usage == reply.attempts[-1].usage is not None
+    assert all(a.usage is None for a in reply.attempts[:-1])
 
 
 async def test_context_length_is_not_retried_on_the_same_provider(server: FakeLLMServer) -> None:
