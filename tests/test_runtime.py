@@ -216,3 +216,23 @@ async def test_statistics_report_sessions_attempts_and_breakers() -> None:
         assert stats.max_concurrent_requests == 4
         assert stats.breakers["p1"].state is va.CircuitState.CLOSED
         tg.cancel_scope.cancel()
+
+
+async def test_ask_with_caller_history_and_system_prompt_sends_them_instead_of_the_stored_ones() -> None:
+    history = [va.Turn("earlier question", "earlier answer")]
+    async with va.open_runtime(make_config(scripted("p1"))) as runtime:
+        await runtime.ask("s1", "jane", "stored turn")
+        await runtime.ask("s1", "jane", "second", history=history, system_prompt="Be brief.")
+        await runtime.ask("s1", "jane", "third")
+        calls = provider(runtime).calls
+    assert calls[1].history == tuple(history)
+    assert calls[1].system_prompt == "Be brief."
+    # the turn given its own history was still recorded; stored memory is used again after it
+    assert [t.user for t in calls[2].history] == ["stored turn", "second"]
+    assert calls[2].system_prompt != "Be brief."
+
+
+async def test_ask_refuses_a_history_that_is_not_turns() -> None:
+    async with va.open_runtime(make_config(scripted("p1"))) as runtime:
+        with pytest.raises(va.InvalidRequestError, match="history"):
+            await runtime.ask("s1", "jane", "hi", history=[("user", "hi")])  # type: ignore[list-item]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -43,7 +43,7 @@ from ._errors import (
 from ._events import EventHook, EventKind, RuntimeEvent
 from ._memory import Memory, open_memory
 from ._personas import Persona, PersonaStore, render_system_prompt
-from ._provider import BaseProvider, provider_class
+from ._provider import BaseProvider, Turn, provider_class
 from ._reply import Reply
 from ._session import PARK, Envelope, EnvelopeState, SessionActor
 from ._stream import ReplyStream
@@ -142,7 +142,16 @@ class Runtime:
         """True once the runtime accepts no more messages."""
         return self._closed
 
-    async def ask(self, session_id: str, persona_id: str, message: str, *, deadline: float | None = None) -> Reply:
+    async def ask(
+        self,
+        session_id: str,
+        persona_id: str,
+        message: str,
+        *,
+        deadline: float | None = None,
+        history: Sequence[Turn] | None = None,
+        system_prompt: str | None = None,
+    ) -> Reply:
         """Answer ``message`` as ``persona_id`` in session ``session_id``.
 
         Messages of one session are answered strictly in the order they were
@@ -155,6 +164,9 @@ class Runtime:
                 (or an error, per ``unknown_persona``).
             message: The user's message: non-empty, at most ``max_message_chars``.
             deadline: Seconds for this call, overriding ``response_deadline``.
+            history: Earlier turns to send instead of the stored ones (a stateless
+                client that resends its conversation). The turn is still recorded.
+            system_prompt: A system prompt to send instead of the persona's rendered one.
 
         Raises:
             InvalidRequestError: A bad argument (refused before reaching a mailbox).
@@ -164,7 +176,7 @@ class Runtime:
             SessionFailedError: The session crashed too often and is refusing messages.
             ActorCrashedError: The session crashed while answering this message.
         """
-        envelope = self._accept(session_id, persona_id, message, deadline)
+        envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
         await self._enqueue(session_id, envelope)
         try:
             await envelope.done.wait()
@@ -179,7 +191,14 @@ class Runtime:
 
     @asynccontextmanager
     async def stream(
-        self, session_id: str, persona_id: str, message: str, *, deadline: float | None = None
+        self,
+        session_id: str,
+        persona_id: str,
+        message: str,
+        *,
+        deadline: float | None = None,
+        history: Sequence[Turn] | None = None,
+        system_prompt: str | None = None,
     ) -> AsyncIterator[ReplyStream]:
         """Answer like :meth:`ask`, streaming the answer as it arrives.
 
@@ -192,7 +211,7 @@ class Runtime:
             A ``ReplyStream``: iterate it for text chunks, then read ``provider``,
             ``model``, ``usage``, ``attempts``, ``fallback_used``.
         """
-        envelope = self._accept(session_id, persona_id, message, deadline)
+        envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
         delivery = envelope.delivery = Delivery(self.config.first_token_timeout, self.config.stream_idle_timeout)
         await self._enqueue(session_id, envelope)
         try:
@@ -241,7 +260,15 @@ class Runtime:
                 )
             )
 
-    def _accept(self, session_id: object, persona_id: object, message: object, deadline: float | None) -> Envelope:
+    def _accept(
+        self,
+        session_id: object,
+        persona_id: object,
+        message: object,
+        deadline: float | None,
+        history: Sequence[Turn] | None = None,
+        system_prompt: str | None = None,
+    ) -> Envelope:
         """Validate the arguments and build the envelope; nothing reaches a mailbox on error."""
         if self._closed:
             raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()")
@@ -268,8 +295,17 @@ class Runtime:
             deadline = self.config.response_deadline
         elif isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
             raise InvalidRequestError(f"deadline must be a number of seconds > 0 (got {deadline!r})")
+        if history is not None:
+            history = tuple(history)
+            if not all(isinstance(turn, Turn) for turn in history):
+                raise InvalidRequestError("history must be a sequence of va.Turn")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise InvalidRequestError(f"system prompt must be a string, got {type(system_prompt).__name__}")
         now = self._now()
-        return Envelope(persona, message, now, now + deadline, self._new_event())
+        envelope = Envelope(persona, message, now, now + deadline, self._new_event())
+        envelope.history = history
+        envelope.system_prompt = system_prompt
+        return envelope
 
     def _actor_for(self, session_id: str) -> SessionActor:
         actor = self._sessions.get(session_id)

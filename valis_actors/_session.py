@@ -63,6 +63,7 @@ class Envelope:
         "delivery",
         "done",
         "error",
+        "history",
         "message",
         "persona",
         "reply",
@@ -70,6 +71,7 @@ class Envelope:
         "seq",
         "started",
         "state",
+        "system_prompt",
     )
 
     def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: anyio.Event) -> None:
@@ -85,6 +87,9 @@ class Envelope:
         self.scope: anyio.CancelScope | None = None
         self.seq = -1
         self.delivery: Delivery | None = None
+        # Caller-supplied context (the HTTP server passes the client's history and system prompt).
+        self.history: tuple[Turn, ...] | None = None
+        self.system_prompt: str | None = None
 
     def fail(self, error: BaseException) -> None:
         """Complete the envelope with an error for its caller."""
@@ -253,7 +258,9 @@ class SessionActor:
         if hook is not None:
             hook(RuntimeEvent(EventKind.MESSAGE_STARTED, runtime._now(), self.session_id, envelope.seq))
         history: list[Turn] = []
-        if runtime._memory is not None:
+        if envelope.history is not None:
+            history = list(envelope.history)  # the caller's history replaces the stored one
+        elif runtime._memory is not None:
             try:
                 history = await self._load_history(persona.id)
             except MemoryStoreError as exc:
@@ -264,7 +271,7 @@ class SessionActor:
             session_id=self.session_id,
             persona=persona,
             message=envelope.message,
-            system_prompt=runtime._system_prompt(persona),
+            system_prompt=envelope.system_prompt or runtime._system_prompt(persona),
             history=tuple(history),
             deadline=deadline,
         )
@@ -310,9 +317,11 @@ class SessionActor:
                 # Not a crash: the store failed (full disk...). This caller learns it; others go on.
                 self._fail_message(envelope, exc)
                 return
-            if memory.max_turns:
-                history.append(turn)
-                del history[: -memory.max_turns]
+            # The session's cached history follows the store, whatever history this turn was sent with.
+            cached = history if envelope.history is None else (self._history or {}).get(persona.id)
+            if memory.max_turns and cached is not None:
+                cached.append(turn)
+                del cached[: -memory.max_turns]
         envelope.reply = reply
         envelope.state = EnvelopeState.DONE
         envelope.done.set()

@@ -150,6 +150,7 @@ class Call:
     ended: float | None
     outcome: str
     concurrency: int
+    system_prompt: str = ""
 
 
 @register_provider("scripted")
@@ -234,7 +235,7 @@ class ScriptedProvider(BaseProvider):
             self.calls.append(
                 Call(
                     request.session_id, request.persona.id, request.message, request.history, step,
-                    started, anyio.current_time(), outcome, concurrency,
+                    started, anyio.current_time(), outcome, concurrency, request.system_prompt,
                 )
             )
 
