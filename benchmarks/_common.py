@@ -303,7 +303,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def fake_servers(*servers: Sequence[str], backend: str = "asyncio") -> Iterator[list[str]]:
-    """Run ``python -m valis_actors.testing._fakeserver ARGS`` per entry, each in its own process.
+    """Run ``python -m valis_actors.testing.fakeserver ARGS`` per entry, each in its own process.
 
     Yields their URLs (``http://127.0.0.1:PORT``), in order; stops them on exit.
     """
@@ -312,7 +312,7 @@ def fake_servers(*servers: Sequence[str], backend: str = "asyncio") -> Iterator[
             [
                 sys.executable,
                 "-m",
-                "valis_actors.testing._fakeserver",
+                "valis_actors.testing.fakeserver",
                 "--port",
                 "0",
                 "--backend",

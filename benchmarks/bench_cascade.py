@@ -3,7 +3,7 @@
     python benchmarks/bench_cascade.py [--quick] [--json OUT] [--duration S] [--callers N] [--delay S]
 
 Three ``openai`` providers (the official SDK) on fake servers in their own processes
-(``python -m valis_actors.testing._fakeserver --delay 0.05``: each answer takes 50 ms),
+(``python -m valis_actors.testing.fakeserver --delay 0.05``: each answer takes 50 ms),
 then the persona fallback. The runtime's default config except ``retry_schedule: [0.05]``
 (short for the benchmark) and memory off. ``--callers`` sessions (default 16) ask back
 to back for ``--duration`` seconds per case; time-to-response p50/p99 per case:

@@ -3,7 +3,7 @@
     python benchmarks/bench_http.py [--quick] [--json OUT] [--duration S] [--reps N]
         [--concurrency 1,64] [--litellm-python PATH]
 
-The fake LLM server (``python -m valis_actors.testing._fakeserver``) runs in its own
+The fake LLM server (``python -m valis_actors.testing.fakeserver``) runs in its own
 process and answers at once. For each backend (a fresh subprocess each), API
 (openai, anthropic) and concurrency C (C callers back to back; the runtime gets one
 session per caller):

@@ -32,5 +32,5 @@ def no_blocking_calls() -> Iterator[None]:
     to raise when called from a running asyncio loop by code in ``valis_actors``.
     The same code paths run under trio, so asyncio's check covers both.
     """
-    with blockbuster.blockbuster_ctx("valis_actors", excluded_modules=["valis_actors.testing._fakeserver_http"]):
+    with blockbuster.blockbuster_ctx("valis_actors", excluded_modules=["valis_actors.testing.fakeserver._http"]):
         yield

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 import valis_actors as va
-from valis_actors._breaker import LEGAL_TRANSITIONS, CircuitState
+from valis_actors._cascade._breaker import LEGAL_TRANSITIONS, CircuitState
 from valis_actors.testing import Step
 
 from .support import make_config, provider, scripted, settle

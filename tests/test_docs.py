@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from valis_actors._schema import config_schema
+from valis_actors._config._schema import config_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,26 +1,65 @@
-"""The public surface: __all__ complete and sorted; no SDK imported by the package."""
+"""The public surface: __all__ complete and sorted, names report their public home, no SDK imported."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from types import ModuleType
+
+import pytest
 
 import valis_actors
+import valis_actors.providers
 import valis_actors.testing
+import valis_actors.testing.fakeserver
+
+# Subpackages appear in dir() once imported; they are modules, not exported names.
+SUBMODULES = {"annotations", "testing", "providers", "cli", "strategies", "fakeserver", "server", "observability"}
+PUBLIC_MODULES = (valis_actors, valis_actors.testing, valis_actors.providers, valis_actors.testing.fakeserver)
 
 
-def test_all_is_sorted_and_complete() -> None:
-    for module in (valis_actors, valis_actors.testing):
-        public = {name for name in dir(module) if not name.startswith("_")}
-        public -= {"annotations", "testing", "providers", "cli", "strategies"}
-        assert module.__all__ == sorted(module.__all__)
-        assert set(module.__all__) == public, public ^ set(module.__all__)
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_all_is_sorted_and_complete(module: ModuleType) -> None:
+    public = {name for name in dir(module) if not name.startswith("_")} - SUBMODULES
+    assert module.__all__ == sorted(module.__all__)
+    assert set(module.__all__) >= public, public - set(module.__all__)
+    for name in module.__all__:
+        assert getattr(module, name) is not None  # lazy names resolve too
 
 
-def test_exported_members_claim_the_public_module() -> None:
+def test_exported_members_have_docstrings() -> None:
     for name in valis_actors.__all__:
         member = getattr(valis_actors, name)
         assert getattr(member, "__doc__", None), f"{name} has no docstring"
+
+
+def test_exported_members_report_the_public_module() -> None:
+    assert valis_actors.ValisError.__module__ == "valis_actors"
+    assert valis_actors.open_runtime.__module__ == "valis_actors"
+    assert valis_actors.Runtime.__module__ == "valis_actors"
+    for name in valis_actors.__all__:
+        member = getattr(valis_actors, name)
+        if isinstance(member, type) and not hasattr(member, "__attrs_attrs__"):
+            assert member.__module__ == "valis_actors", name
+
+
+def test_runtime_cannot_be_constructed_directly() -> None:
+    with pytest.raises(TypeError, match="open_runtime"):
+        valis_actors.Runtime()
+
+
+def test_testing_kit_is_reachable_from_the_package_without_importing_it_first() -> None:
+    code = "import valis_actors as va; print(va.testing.EventRecorder.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "EventRecorder"
+
+
+def test_options_classes_are_importable_from_providers() -> None:
+    from valis_actors.providers import AnthropicOptions, DesktopCommanderOptions, OpenAIOptions
+
+    assert {AnthropicOptions.__name__, OpenAIOptions.__name__, DesktopCommanderOptions.__name__} == {
+        "AnthropicOptions", "OpenAIOptions", "DesktopCommanderOptions",
+    }
 
 
 def test_import_does_not_import_provider_sdks() -> None:

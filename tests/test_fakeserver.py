@@ -21,7 +21,7 @@ import httpx2
 import openai
 import pytest
 
-from valis_actors.testing._fakeserver import (
+from valis_actors.testing.fakeserver import (
     FakeLLMServer,
     Fault,
     FaultKind,
@@ -793,7 +793,7 @@ async def test_fakeserver_subprocess_serves_until_sigterm(anyio_backend: str) ->
     command = [
         sys.executable,
         "-m",
-        "valis_actors.testing._fakeserver",
+        "valis_actors.testing.fakeserver",
         "--port",
         "0",
         "--backend",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import valis_actors as va
-from valis_actors._fallback import fallback_text
 from valis_actors._personas import NEUTRAL, builtin_personas_dir
+from valis_actors._personas._fallback import fallback_text
 
 SHIPPED = {"jane": (), "guide_sam": ("sam",), "advisor_alex": ("alex",), "coach_emma": ("emma",)}
 

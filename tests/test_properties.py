@@ -148,6 +148,7 @@ async def run_program(program: list[Any]) -> None:
     assert len(anyio.get_running_tasks()) == tasks_before  # no task outlives the runtime
 
 
+@pytest.mark.timeout(600)  # 200 programs per backend; a loaded 2-core machine needs more than the default
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=st.lists(operations, min_size=1, max_size=40))

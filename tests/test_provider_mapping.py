@@ -187,7 +187,7 @@ def _request() -> httpx2.Request:
 
 
 def _sdk_provider(type_name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from valis_actors._provider import provider_class
+    from valis_actors.providers._base import provider_class
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)

@@ -14,7 +14,7 @@ import pytest
 import valis_actors as va
 from valis_actors._personas import NEUTRAL
 from valis_actors.providers._openai import OpenAIProvider
-from valis_actors.testing._fakeserver import FakeLLMServer, Fault, open_fake_llm_server
+from valis_actors.testing.fakeserver import FakeLLMServer, Fault, open_fake_llm_server
 
 pytestmark = pytest.mark.anyio
 
@@ -412,7 +412,7 @@ def test_openai_sdk_is_imported_only_when_a_keyed_provider_is_opened() -> None:
     code = (
         "import os, sys, anyio\n"
         "import valis_actors as va\n"
-        "from valis_actors._provider import provider_class\n"
+        "from valis_actors.providers._base import provider_class\n"
         "cls = provider_class('openai_api')\n"
         "os.environ.pop('OPENAI_API_KEY', None)\n"
         "p = cls(va.ProviderSettings(name='p', type='openai'))\n"

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import valis_actors as va
-from valis_actors import _provider
+from valis_actors.providers import _base as _provider
 
 
 def test_register_provider_with_aliases_and_options() -> None:
@@ -54,3 +54,20 @@ def test_entry_point_providers_load_when_named(monkeypatch: pytest.MonkeyPatch) 
     config = va.Config.from_dict({"providers": [{"type": "ep_demo"}]})
     assert config.providers[0].type == "ep_demo"
     assert _provider.provider_class("ep_demo").__name__ == "EntryPointDemo"
+
+
+@pytest.mark.anyio
+async def test_a_provider_that_skips_super_init_still_answers_through_open_runtime() -> None:
+    @va.register_provider("reg_no_super")
+    class NoSuper(va.BaseProvider):
+        def __init__(self, settings: va.ProviderSettings) -> None:
+            self.greeting = "hello"  # no super().__init__(settings): allowed by the contract
+
+        async def get_response(self, request: va.ProviderRequest) -> va.ProviderResponse:
+            return va.ProviderResponse(text=f"{self.greeting} from {self.name}")
+
+    config = va.Config.from_dict({"providers": [{"name": "mine", "type": "reg_no_super"}], "memory": {"backend": "memory"}})
+    async with va.open_runtime(config) as runtime:
+        reply = await runtime.ask("s", "jane", "hi")
+    assert reply.text == "hello from mine"
+    assert reply.provider == "mine"

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 import valis_actors as va
-from valis_actors.testing._fakeserver import FakeLLMServer, Fault, open_fake_llm_server
+from valis_actors.testing.fakeserver import FakeLLMServer, Fault, open_fake_llm_server
 
 pytestmark = [
     pytest.mark.anyio,

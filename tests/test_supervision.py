@@ -12,8 +12,9 @@ from .support import make_config, scripted
 pytestmark = pytest.mark.anyio
 
 
-class CrashOn:
-    """An event hook that raises inside the session actor when it starts chosen messages."""
+class CrashOn(va.SessionLifecycle):
+    """Raises inside the session actor when it starts chosen messages (its lifecycle hook),
+    and records the events (its event hook)."""
 
     def __init__(self, *messages: str) -> None:
         self.messages = set(messages)
@@ -24,7 +25,9 @@ class CrashOn:
         self.events.append(event)
         if event.kind == va.EventKind.MESSAGE_ACCEPTED and event.data["message"] in self.messages:
             self.doomed.add(event.seq)
-        if event.kind == va.EventKind.MESSAGE_STARTED and event.seq in self.doomed:
+
+    async def before_message(self, message: va.MessageInfo) -> None:
+        if message.seq in self.doomed:
             raise ZeroDivisionError("injected crash")
 
     def kinds(self, kind: str) -> list[va.RuntimeEvent]:
@@ -33,7 +36,7 @@ class CrashOn:
 
 async def test_crash_gives_the_caller_a_valis_error_with_the_cause_and_restarts() -> None:
     hook = CrashOn("first")
-    async with va.open_runtime(make_config(scripted("p1")), event_hook=hook) as runtime:
+    async with va.open_runtime(make_config(scripted("p1")), event_hook=hook, lifecycle=hook) as runtime:
         with pytest.raises(va.ActorCrashedError, match="crashed while answering") as info:
             await runtime.ask("s", "jane", "first")
         assert isinstance(info.value.__cause__, ZeroDivisionError)
@@ -45,7 +48,7 @@ async def test_crash_gives_the_caller_a_valis_error_with_the_cause_and_restarts(
 async def test_crash_keeps_queued_messages_and_other_sessions() -> None:
     hook = CrashOn("s-1")
     results: dict[str, object] = {}
-    async with va.open_runtime(make_config(scripted("p1")), event_hook=hook) as runtime:
+    async with va.open_runtime(make_config(scripted("p1")), event_hook=hook, lifecycle=hook) as runtime:
         async def call(session: str, message: str) -> None:
             try:
                 results[message] = (await runtime.ask(session, "jane", message)).text
@@ -66,7 +69,7 @@ async def test_crash_keeps_queued_messages_and_other_sessions() -> None:
 async def test_too_many_restarts_make_the_session_refuse_then_recover() -> None:
     hook = CrashOn("crash")
     config = make_config(scripted("p1"), session={"max_restarts": 2, "restart_window": 60})
-    async with va.open_runtime(config, event_hook=hook) as runtime:
+    async with va.open_runtime(config, event_hook=hook, lifecycle=hook) as runtime:
         for _ in range(3):
             with pytest.raises(va.ActorCrashedError):
                 await runtime.ask("s", "jane", "crash")
@@ -75,3 +78,14 @@ async def test_too_many_restarts_make_the_session_refuse_then_recover() -> None:
         assert (await runtime.ask("other", "jane", "fine")).text == "p1: fine"
         await anyio.sleep(61)
         assert (await runtime.ask("s", "jane", "back")).text == "p1: back"
+
+
+async def test_an_event_hook_that_raises_never_stops_the_runtime() -> None:
+    def hook(event: va.RuntimeEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    async with va.open_runtime(make_config(scripted("p1")), event_hook=hook) as runtime:
+        replies = [await runtime.ask("s", "jane", f"m{i}") for i in range(3)]
+        failures = runtime.statistics().hook_failures
+    assert [r.text for r in replies] == ["p1: m0", "p1: m1", "p1: m2"]
+    assert failures > 3  # every event raised; each was counted, none was fatal

@@ -8,8 +8,14 @@ Importing this package imports no provider SDK: a provider's SDK is imported whe
 ``open_runtime`` creates that provider.
 """
 
-from ._breaker import BreakerStatistics as BreakerStatistics
-from ._breaker import CircuitState as CircuitState
+from ._actors import Runtime as Runtime
+from ._actors import RuntimeStatistics as RuntimeStatistics
+from ._actors import open_runtime as open_runtime
+from ._actors._context import MessageInfo as MessageInfo
+from ._actors._context import SessionLifecycle as SessionLifecycle
+from ._actors._stream import ReplyStream as ReplyStream
+from ._cascade._breaker import BreakerStatistics as BreakerStatistics
+from ._cascade._breaker import CircuitState as CircuitState
 from ._config import Config as Config
 from ._config import MemorySettings as MemorySettings
 from ._config import ProviderSettings as ProviderSettings
@@ -39,24 +45,21 @@ from ._errors import UnknownPersonaError as UnknownPersonaError
 from ._errors import ValisError as ValisError
 from ._events import EventKind as EventKind
 from ._events import RuntimeEvent as RuntimeEvent
+from ._messages import Attempt as Attempt
+from ._messages import AttemptOutcome as AttemptOutcome
+from ._messages import ProviderRequest as ProviderRequest
+from ._messages import ProviderResponse as ProviderResponse
+from ._messages import Reply as Reply
+from ._messages import Turn as Turn
+from ._messages import Usage as Usage
 from ._personas import LanguagePatterns as LanguagePatterns
 from ._personas import Persona as Persona
 from ._personas import PersonaStore as PersonaStore
 from ._personas import render_system_prompt as render_system_prompt
-from ._provider import BaseProvider as BaseProvider
-from ._provider import ProviderRequest as ProviderRequest
-from ._provider import ProviderResponse as ProviderResponse
-from ._provider import Turn as Turn
-from ._provider import Usage as Usage
-from ._provider import provider_options as provider_options
-from ._provider import register_provider as register_provider
-from ._provider import registered_provider_types as registered_provider_types
-from ._reply import Attempt as Attempt
-from ._reply import AttemptOutcome as AttemptOutcome
-from ._reply import Reply as Reply
-from ._runtime import Runtime as Runtime
-from ._runtime import RuntimeStatistics as RuntimeStatistics
-from ._runtime import open_runtime as open_runtime
+from .providers._base import BaseProvider as BaseProvider
+from .providers._base import provider_options as provider_options
+from .providers._base import register_provider as register_provider
+from .providers._base import registered_provider_types as registered_provider_types
 
 __version__ = "0.1.0"
 
@@ -80,6 +83,7 @@ __all__ = [
     "MailboxFullError",
     "MemorySettings",
     "MemoryStoreError",
+    "MessageInfo",
     "MessageTooLongError",
     "PermanentProviderError",
     "Persona",
@@ -93,11 +97,13 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitedError",
     "Reply",
+    "ReplyStream",
     "Runtime",
     "RuntimeClosedError",
     "RuntimeEvent",
     "RuntimeStatistics",
     "SessionFailedError",
+    "SessionLifecycle",
     "SessionSettings",
     "TransientProviderError",
     "Turn",
@@ -111,3 +117,17 @@ __all__ = [
     "registered_provider_types",
     "render_system_prompt",
 ]
+
+from ._util import fixup_module_metadata
+
+fixup_module_metadata(__name__, globals(), __all__)
+del fixup_module_metadata
+
+
+def __getattr__(name: str) -> object:
+    # `va.testing` without importing it first: the kit is imported on first use.
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,17 +1,22 @@
 """Structured runtime events, delivered to one hook (the testing recorder, observability).
 
 The hook is a plain callable run synchronously by the emitting actor: it must be
-quick and must not block. When no hook is set, nothing is built.
+quick and must not block. When no hook is set, nothing is built. A hook that raises
+never stops the runtime: the failure is logged once and counted (``Emitter.failures``,
+in ``Runtime.statistics()``), and the event is dropped for that hook.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
-__all__ = ["EventHook", "EventKind", "RuntimeEvent"]
+__all__ = ["Emitter", "EventHook", "EventKind", "RuntimeEvent"]
+
+logger = logging.getLogger("valis_actors.events")
 
 
 class EventKind:
@@ -52,3 +57,37 @@ class RuntimeEvent:
 
 
 EventHook = Callable[[RuntimeEvent], None]
+
+
+class Emitter:
+    """The one way the runtime emits events: ``emit(kind, session_id, seq, provider, data)``.
+
+    Hot paths test ``emit.enabled`` before building ``data``; with no hook, nothing is built.
+    """
+
+    __slots__ = ("_clock", "_hook", "enabled", "failures")
+
+    def __init__(self, hook: EventHook | None, clock: Callable[[], float]) -> None:
+        self._hook = hook
+        self._clock = clock
+        self.enabled = hook is not None
+        self.failures = 0  # how many times the hook raised
+
+    def __call__(
+        self,
+        kind: str,
+        session_id: str | None = None,
+        seq: int | None = None,
+        provider: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        hook = self._hook
+        if hook is None:
+            return
+        event = RuntimeEvent(kind, self._clock(), session_id, seq, provider, data if data is not None else {})
+        try:
+            hook(event)
+        except Exception:  # a user's observer must never stop the runtime
+            self.failures += 1
+            if self.failures == 1:
+                logger.exception("the event hook raised on a %s event; later failures are only counted", kind)

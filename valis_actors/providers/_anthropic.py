@@ -16,8 +16,9 @@ import anyio
 import attrs
 
 from .._errors import ContentPolicyError, TransientProviderError
-from .._provider import ProviderRequest, ProviderResponse, Usage, register_provider
+from .._messages import ProviderRequest, ProviderResponse, Usage
 from .._validation import at_least
+from ._base import register_provider
 from ._common import ErrorInfo, between, drain, parse_event
 from ._http import SDKProvider, iter_sse
 

@@ -37,15 +37,9 @@ from .._errors import (
     ProviderUnavailableError,
     TransientProviderError,
 )
-from .._provider import (
-    BaseProvider,
-    ProviderRequest,
-    ProviderResponse,
-    Usage,
-    provider_options,
-    register_provider,
-)
+from .._messages import ProviderRequest, ProviderResponse, Usage
 from .._validation import at_least, one_of
+from ._base import BaseProvider, provider_options, register_provider
 from ._common import Redactor
 
 if TYPE_CHECKING:

@@ -8,23 +8,8 @@ picks:
 - asyncio + aiohttp importable -> the SDK's ``DefaultAioHttpClient``;
 - trio (or no aiohttp)          -> the SDK's ``DefaultAsyncHttpxClient`` (httpx2 on anyio).
 
-Measured on a 2-vCPU machine: a loopback server in another process answering at
-once, the SDK's non-streaming call at concurrency 64, ``max_retries=0``, 6 400 requests
-after warm-up; requests per second (the machine was shared, so treat +-20 % as noise):
-
-    =======================================  ======  =========
-    client                                   openai  anthropic
-    =======================================  ======  =========
-    asyncio, SDK default client (httpx2)        559        735
-    asyncio, httpx2 with our pool limits        574        732
-    asyncio, aiohttp (chosen)                   852       1175
-    trio, SDK default client (httpx2)           632        756
-    trio, httpx2 with our limits (chosen)       634        820
-    =======================================  ======  =========
-
-For scale, the bare clients without an SDK: aiohttp 7 436 req/s (asyncio), httpx2
-1 232 (asyncio) and 1 560 (trio). Against ``valis_actors.testing._fakeserver`` the
-openai SDK gave 521 (default) vs 848 (aiohttp) on asyncio and 356 vs 371 on trio.
+Measured (docs/performance.md, "Choosing the SDK transport"): aiohttp gives about +50 %
+requests per second on asyncio; on trio httpx2 with our pool limits is the best available.
 
 With httpx2 the SDKs no longer show the ~290 req/s collapse of httpx 0.28
 (encode/httpx#3215); the SDK's own per-call work dominates, and aiohttp still
@@ -52,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError, TransientProviderError
-from .._provider import BaseProvider, provider_options
+from ._base import BaseProvider, provider_options
 from ._common import ErrorInfo, Redactor, classify_error, read_api_key, scrub, unexpected_error
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .._breaker import LEGAL_TRANSITIONS, CircuitState
+from .._cascade._breaker import LEGAL_TRANSITIONS, CircuitState
 from .._config import Config
 from .._events import EventKind, RuntimeEvent
 

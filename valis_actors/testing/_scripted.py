@@ -23,15 +23,8 @@ from .._errors import (
     RateLimitedError,
     TransientProviderError,
 )
-from .._provider import (
-    BaseProvider,
-    ProviderRequest,
-    ProviderResponse,
-    Turn,
-    Usage,
-    provider_options,
-    register_provider,
-)
+from .._messages import ProviderRequest, ProviderResponse, Turn, Usage
+from ..providers import BaseProvider, provider_options, register_provider
 
 __all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]
 

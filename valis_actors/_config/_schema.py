@@ -7,8 +7,8 @@ from typing import Any
 
 import attrs
 
-from ._config import Config, ProviderSettings
-from ._provider import registered_provider_types
+from ..providers._base import registered_provider_types
+from ._model import Config, ProviderSettings
 
 __all__ = ["config_schema"]
 

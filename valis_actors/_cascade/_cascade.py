@@ -21,22 +21,20 @@ from collections.abc import Sequence
 import anyio
 import attrs
 
-from ._breaker import BreakerActor, Gate, Outcome
-from ._clock import Clock
-from ._delivery import Delivery, Incomplete
-from ._errors import (
-    ContentPolicyError,
+from .._clock import Clock
+from .._errors import (
     IncompleteAnswerError,
-    PermanentProviderError,
     ProviderError,
     ProviderTimeoutError,
-    ProviderUnavailableError,
     RateLimitedError,
     TransientProviderError,
 )
-from ._events import EventHook, EventKind, RuntimeEvent
-from ._provider import BaseProvider, ProviderRequest, ProviderResponse
-from ._reply import Attempt, AttemptOutcome
+from .._events import Emitter, EventKind
+from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse
+from ..providers._base import BaseProvider
+from ._breaker import BreakerActor, Gate
+from ._delivery import Delivery, Incomplete
+from ._outcomes import Verdict, outcome_of, rule_of
 
 __all__ = ["Cascade", "CascadeResult"]
 
@@ -47,18 +45,6 @@ logger = logging.getLogger("valis_actors.cascade")
 FALLBACK_RESERVE = 0.002
 # An attempt given less than this is not started: it could not finish.
 MIN_ATTEMPT_TIME = 0.001
-
-_RETRIABLE = frozenset({AttemptOutcome.TRANSIENT, AttemptOutcome.RATE_LIMITED, AttemptOutcome.TIMEOUT})
-_BREAKER_OUTCOME = {
-    AttemptOutcome.SUCCESS: Outcome.SUCCESS,
-    AttemptOutcome.PERMANENT: Outcome.SUCCESS,  # the provider is up; the request was bad
-    AttemptOutcome.CONTENT_POLICY: Outcome.SUCCESS,
-    AttemptOutcome.TRANSIENT: Outcome.FAILURE,
-    AttemptOutcome.RATE_LIMITED: Outcome.FAILURE,
-    AttemptOutcome.TIMEOUT: Outcome.FAILURE,
-    AttemptOutcome.ERROR: Outcome.FAILURE,
-}
-
 
 @attrs.frozen
 class CascadeResult:
@@ -82,7 +68,6 @@ class _Trial:
 
     attempt: Attempt
     response: ProviderResponse | None = None
-    retry_after: float | None = None
 
 
 @attrs.define
@@ -119,7 +104,7 @@ class Cascade:
         provider_timeout: float,
         content_policy_failover: bool = False,
         hedge_after: float | None = None,
-        hook: EventHook | None = None,
+        emit: Emitter | None = None,
         clock: Clock = anyio.current_time,
     ) -> None:
         self._now = clock
@@ -131,7 +116,7 @@ class Cascade:
         self._provider_timeout = provider_timeout
         self._policy_failover = content_policy_failover
         self._hedge_after = hedge_after
-        self._hook = hook
+        self._emit = emit if emit is not None else Emitter(None, clock)
 
     async def answer(
         self,
@@ -237,11 +222,12 @@ class Cascade:
                 return trial
             if outcome is AttemptOutcome.CONTENT_POLICY:
                 run.refusal = trial.attempt.error
-            if outcome not in _RETRIABLE or retry == len(self._schedule):
+            if not rule_of(outcome).retry_same or retry == len(self._schedule):
                 return None
             delay = self._schedule[retry]
-            if trial.retry_after is not None and trial.retry_after > delay:
-                delay = trial.retry_after
+            retry_after = trial.attempt.retry_after
+            if retry_after is not None and retry_after > delay:
+                delay = retry_after
             if self._now() + delay >= run.cutoff:
                 reason = f"retry in {delay:g}s would miss the deadline"
                 run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
@@ -262,7 +248,7 @@ class Cascade:
             if not await self._breaker.acquire_probe(name):
                 return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open (probe in flight)"))
             probe = True
-        verdict: Outcome = Outcome.RELEASE
+        verdict: Verdict = Verdict.RELEASE
         try:
             timeout = min(
                 provider.settings.timeout or self._provider_timeout,
@@ -282,14 +268,14 @@ class Cascade:
             try:
                 trial = await self._call(provider, run, timeout)
             except Incomplete:
-                verdict = Outcome.FAILURE
+                verdict = Verdict.FAILURE
                 raise
             finally:
                 limiter.release()
-            verdict = _BREAKER_OUTCOME.get(trial.attempt.outcome, Outcome.RELEASE)
+            verdict = rule_of(trial.attempt.outcome).breaker
             return trial
         finally:
-            if probe or verdict is not Outcome.RELEASE:
+            if probe or verdict is not Verdict.RELEASE:
                 self._breaker.report(name, verdict, probe=probe)
 
     async def _invoke(self, provider: BaseProvider, run: _Run, timeout: float) -> ProviderResponse:
@@ -310,11 +296,10 @@ class Cascade:
 
     async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
         name = provider.name
-        hook = self._hook
         request = run.request
         started = self._now()
-        if hook is not None:
-            hook(RuntimeEvent(EventKind.ATTEMPT_STARTED, started, request.session_id, run.seq, name))
+        if self._emit.enabled:
+            self._emit(EventKind.ATTEMPT_STARTED, request.session_id, run.seq, name)
         trial: _Trial
         try:
             response = await self._invoke(provider, run, timeout)
@@ -343,29 +328,15 @@ class Cascade:
         return trial
 
     def _finished(self, run: _Run, name: str, outcome: AttemptOutcome, error: str | None) -> None:
-        if self._hook is not None:
-            self._hook(
-                RuntimeEvent(
-                    EventKind.ATTEMPT_FINISHED, self._now(), run.request.session_id, run.seq, name,
-                    {"outcome": outcome.value, "error": error},
-                )
+        if self._emit.enabled:
+            self._emit(
+                EventKind.ATTEMPT_FINISHED, run.request.session_id, run.seq, name,
+                {"outcome": outcome.value, "error": error},
             )
 
     @staticmethod
     def _failure(provider: BaseProvider, exc: ProviderError, duration: float) -> _Trial:
-        message = provider.redact(str(exc))
-        name = provider.name
-        if isinstance(exc, RateLimitedError):
-            attempt = Attempt(name, AttemptOutcome.RATE_LIMITED, message, duration, retry_after=exc.retry_after)
-            return _Trial(attempt, retry_after=exc.retry_after)
-        if isinstance(exc, ProviderTimeoutError):
-            return _Trial(Attempt(name, AttemptOutcome.TIMEOUT, message, duration))
-        if isinstance(exc, TransientProviderError):
-            return _Trial(Attempt(name, AttemptOutcome.TRANSIENT, message, duration))
-        if isinstance(exc, ContentPolicyError):
-            return _Trial(Attempt(name, AttemptOutcome.CONTENT_POLICY, message, duration))
-        if isinstance(exc, PermanentProviderError):
-            return _Trial(Attempt(name, AttemptOutcome.PERMANENT, message, duration))
-        if isinstance(exc, ProviderUnavailableError):
-            return _Trial(Attempt(name, AttemptOutcome.UNAVAILABLE, message, duration))
-        return _Trial(Attempt(name, AttemptOutcome.ERROR, message, duration))
+        """Record a provider's error as the outcome the outcome table gives its class."""
+        retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
+        outcome = outcome_of(exc)
+        return _Trial(Attempt(provider.name, outcome, provider.redact(str(exc)), duration, retry_after=retry_after))

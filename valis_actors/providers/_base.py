@@ -10,90 +10,21 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import attrs
-
-from ._validation import did_you_mean
+from .._messages import ProviderRequest, ProviderResponse
+from .._validation import did_you_mean
 
 if TYPE_CHECKING:
-    from ._config import ProviderSettings
-    from ._personas import Persona
+    from .._config import ProviderSettings
 
 __all__ = [
     "BaseProvider",
-    "ProviderRequest",
-    "ProviderResponse",
-    "Turn",
-    "Usage",
     "provider_class",
     "provider_options",
     "register_provider",
     "registered_provider_types",
 ]
-
-
-@attrs.frozen
-class Usage:
-    """Token usage reported by the provider that answered."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
-@attrs.frozen
-class Turn:
-    """One earlier exchange of a conversation: what the user said and what was answered."""
-
-    user: str
-    assistant: str
-    persona_id: str = ""
-    provider: str = ""
-    model: str | None = None
-    created_at: float = 0.0
-
-
-@attrs.frozen
-class ProviderRequest:
-    """Everything a provider needs to answer one message.
-
-    Attributes:
-        session_id: The conversation this message belongs to.
-        persona: The persona to answer as.
-        message: The user's message (validated: non-empty, within limits).
-        system_prompt: The persona rendered as a system prompt for remote models.
-        history: Earlier turns of this (session, persona) conversation, oldest first.
-        deadline: The absolute time (``anyio.current_time()``) the reply is due by.
-    """
-
-    session_id: str
-    persona: Persona
-    message: str
-    system_prompt: str
-    history: tuple[Turn, ...] = ()
-    deadline: float = float("inf")
-
-    def messages(self) -> list[dict[str, str]]:
-        """The history and the message as chat messages (``role``/``content``), oldest first."""
-        out: list[dict[str, str]] = []
-        for turn in self.history:
-            out.append({"role": "user", "content": turn.user})
-            out.append({"role": "assistant", "content": turn.assistant})
-        out.append({"role": "user", "content": self.message})
-        return out
-
-
-@attrs.frozen
-class ProviderResponse:
-    """A provider's answer."""
-
-    text: str
-    model: str | None = None
-    usage: Usage | None = None
 
 
 class BaseProvider:
@@ -166,8 +97,7 @@ _LAZY: dict[str, str] = {
     "anthropic": "valis_actors.providers._anthropic",
     "openai": "valis_actors.providers._openai",
     "desktop_commander": "valis_actors.providers._desktop_commander",
-    "persona_fallback": "valis_actors._fallback",
-    "scripted": "valis_actors.testing._scripted",
+    "persona_fallback": "valis_actors._personas._fallback",
 }
 _LAZY_ALIASES: dict[str, str] = {
     "anthropic_api": "anthropic",
@@ -273,11 +203,23 @@ def provider_class(type_name: str) -> type[BaseProvider]:
         ) from None
 
 
+# How entry options become an options object. The config layer, which owns the cattrs
+# converter, installs it when it is imported (a ProviderSettings only comes from there);
+# the registry stays below config and never imports it.
+_options_structurer: Callable[[dict[str, Any], type[Any]], Any] | None = None
+
+
+def set_options_structurer(structure: Callable[[dict[str, Any], type[Any]], Any]) -> None:
+    """Install the function that structures entry options (called by the config layer)."""
+    global _options_structurer
+    _options_structurer = structure
+
+
 def provider_options(settings: ProviderSettings, options_type: type[T]) -> T:
     """Structure an entry's type-specific options into ``options_type`` (an attrs class).
 
     Config loading has already validated them, so this only converts.
     """
-    from ._config import get_converter
-
-    return get_converter().structure(dict(settings.options), options_type)
+    if _options_structurer is None:  # pragma: no cover - importing valis_actors installs it
+        raise RuntimeError("provider options need the config layer: import valis_actors first")
+    return _options_structurer(dict(settings.options), options_type)  # type: ignore[no-any-return]

@@ -18,16 +18,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
-import attrs
 
-from ._config import load_config
-from ._errors import ConfigError, InvalidRequestError, ValisError
-from ._personas import PersonaStore
-from ._reply import AttemptOutcome, Reply
-from ._runtime import open_runtime
+from .._actors import open_runtime
+from .._config import load_config
+from .._errors import ConfigError, InvalidRequestError, ValisError
+from .._personas import PersonaStore
+from ._output import describe, reply_json
 
 __all__ = ["main"]
 
@@ -65,31 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def describe(reply: Reply) -> str:
-    """The second line of ``valis ask``: who answered, how fast, why others did not."""
-    who = reply.provider + (f" ({reply.model})" if reply.model else "")
-    line = f"-- {reply.persona_id} via {who} in {reply.elapsed * 1000:.0f} ms"
-    skipped = reply.skipped()
-    if skipped:
-        line += "; " + "; ".join(dict.fromkeys(skipped))  # a retried failure is said once
-    if reply.refusal:
-        line += f"; refused: {reply.refusal}"
-    return line
-
-
-def _reply_json(reply: Reply) -> dict[str, Any]:
-    def convert(inst: Any, field: Any, value: Any) -> Any:
-        return value.value if isinstance(value, AttemptOutcome) else value
-
-    return attrs.asdict(reply, value_serializer=convert)
-
-
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
     async with open_runtime(config) as runtime:
         reply = await runtime.ask(args.session, args.persona, args.message)
     if args.json:
-        print(json.dumps(_reply_json(reply), indent=2), file=out)
+        print(json.dumps(reply_json(reply), indent=2), file=out)
     else:
         print(reply.text, file=out)
         print(describe(reply), file=out)
@@ -108,7 +88,7 @@ async def _personas(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
-    from ._memory import open_memory
+    from .._memory import open_memory
 
     config = await anyio.to_thread.run_sync(load_config, args.config)
     if not config.memory.enabled:
@@ -142,7 +122,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         if args.command == "config":
             if args.config_command == "schema":
-                from ._schema import config_schema
+                from .._config._schema import config_schema
 
                 print(json.dumps(config_schema(), indent=2), file=out)
                 return 0

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._fakeserver_faults import Api
+from ._faults import Api
 
 __all__ = [
     "MALFORMED_BODY",

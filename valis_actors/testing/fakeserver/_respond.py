@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import enum
 
-from ._fakeserver_errors import ErrorResponse, error_response, stream_error_event
-from ._fakeserver_faults import Api, Fault, FaultKind
-from ._fakeserver_http import Connection, chunk, last_chunk, response_head
-from ._fakeserver_wire import MALFORMED_BODY, MALFORMED_EVENT, Answer, render_completion, render_stream
+from ._errors import ErrorResponse, error_response, stream_error_event
+from ._faults import Api, Fault, FaultKind
+from ._http import Connection, chunk, last_chunk, response_head
+from ._wire import MALFORMED_BODY, MALFORMED_EVENT, Answer, render_completion, render_stream
 
 __all__ = ["Outcome", "respond", "send_error"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from ._fakeserver_faults import Api, Fault
-from ._fakeserver_wire import Answer, anthropic_event, dumps
+from ._faults import Api, Fault
+from ._wire import Answer, anthropic_event, dumps
 
 __all__ = ["ErrorResponse", "error_response", "request_error", "stream_error_event"]
 

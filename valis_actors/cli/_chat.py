@@ -13,9 +13,9 @@ from typing import TextIO
 
 import anyio
 
-from ._config import load_config
-from ._errors import InvalidRequestError, ValisError
-from ._runtime import Runtime, open_runtime
+from .._actors import Runtime, open_runtime
+from .._config import load_config
+from .._errors import InvalidRequestError, ValisError
 
 __all__ = ["chat"]
 
@@ -40,7 +40,7 @@ async def chat(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _answer(runtime: Runtime, args: argparse.Namespace, message: str, out: TextIO) -> None:
-    from .cli import describe
+    from ._output import describe
 
     async def watch_for_ctrl_c(scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGINT) as signals:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
-from ._provider import Turn
+from .._messages import Turn
 
 __all__ = ["ConversationStore", "InProcessStore"]
 

@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._errors import MemoryStoreError
-from ._provider import Turn
+from .._errors import MemoryStoreError
+from .._messages import Turn
 
 __all__ = ["SqliteStore", "default_memory_path"]
 

@@ -15,18 +15,15 @@ that message with ``ActorCrashedError`` and restarts the actor with fresh state
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._cascade import FALLBACK_RESERVE
-from ._delivery import Delivery
-from ._errors import (
+from .._cascade import FALLBACK_RESERVE
+from .._errors import (
     ActorCrashedError,
     IncompleteAnswerError,
     MemoryStoreError,
@@ -34,78 +31,14 @@ from ._errors import (
     SessionFailedError,
     ValisError,
 )
-from ._events import EventKind, RuntimeEvent
-from ._personas import Persona
-from ._provider import ProviderRequest, Turn
-from ._reply import Reply
+from .._events import EventKind
+from .._messages import ProviderRequest, Reply, Turn
+from ._context import MessageInfo, SessionContext
+from ._envelope import Envelope, EnvelopeState, _Park
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
-
-__all__ = ["Envelope", "SessionActor"]
+__all__ = ["SessionActor"]
 
 logger = logging.getLogger("valis_actors.session")
-
-
-class EnvelopeState(enum.Enum):
-    QUEUED = 0
-    RUNNING = 1
-    DONE = 2
-    DROPPED = 3
-
-
-class Envelope:
-    """One message on its way through a session actor, and the slot for its reply."""
-
-    __slots__ = (
-        "abandoned",
-        "deadline",
-        "delivery",
-        "done",
-        "error",
-        "history",
-        "message",
-        "persona",
-        "reply",
-        "scope",
-        "seq",
-        "started",
-        "state",
-        "system_prompt",
-    )
-
-    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: anyio.Event) -> None:
-        self.persona = persona
-        self.message = message
-        self.started = started
-        self.deadline = deadline
-        self.done = done
-        self.abandoned = False
-        self.state = EnvelopeState.QUEUED
-        self.reply: Reply | None = None
-        self.error: BaseException | None = None
-        self.scope: anyio.CancelScope | None = None
-        self.seq = -1
-        self.delivery: Delivery | None = None
-        # Caller-supplied context (the HTTP server passes the client's history and system prompt).
-        self.history: tuple[Turn, ...] | None = None
-        self.system_prompt: str | None = None
-
-    def fail(self, error: BaseException) -> None:
-        """Complete the envelope with an error for its caller."""
-        if self.state is not EnvelopeState.DROPPED:
-            self.state = EnvelopeState.DONE
-        self.error = error
-        self.done.set()
-
-
-class _Park:
-    """The janitor's token: "end your task if your mailbox is empty"."""
-
-    __slots__ = ()
-
-
-PARK = _Park()
 
 
 class SessionActor:
@@ -117,12 +50,12 @@ class SessionActor:
     """
 
     __slots__ = (
+        "_context",
         "_deadlines",
         "_history",
         "_receive",
         "_restarts",
         "_running",
-        "_runtime",
         "failed",
         "failed_until",
         "idle_since",
@@ -131,8 +64,8 @@ class SessionActor:
         "session_id",
     )
 
-    def __init__(self, runtime: Runtime, session_id: str, mailbox_size: int) -> None:
-        self._runtime = runtime
+    def __init__(self, context: SessionContext, session_id: str, mailbox_size: int) -> None:
+        self._context = context
         self.session_id = session_id
         self.send: MemoryObjectSendStream[Envelope | _Park]
         self._receive: MemoryObjectReceiveStream[Envelope | _Park]
@@ -190,9 +123,11 @@ class SessionActor:
         (restart intensity exceeded).
         """
         receive = self._receive
-        runtime = self._runtime
-        now = runtime._now
+        context = self._context
+        book = context.book
+        now = context.now
         parked = False
+        await self._lifecycle("activate")
         try:
             while True:
                 envelope: Envelope | _Park | None = None
@@ -204,21 +139,21 @@ class SessionActor:
                     # Wait without a timer (the janitor parks idle actors), and outside the
                     # except block: an idle actor keeps no exception, reply or request alive.
                     self.idle_since = now()
-                    runtime._waiting.add(self)
+                    book.waiting.add(self)
                     try:
                         envelope = await receive.receive()
                     finally:
-                        runtime._waiting.discard(self)
+                        book.waiting.discard(self)
                 if isinstance(envelope, _Park):
                     if self.depth():
                         continue  # messages came in behind the token: keep going
                     parked = True
                     self.running = False
-                    runtime._parked(self)
+                    book.parked.append((self.idle_since if self.idle_since is not None else now(), self))
                     return
                 self.idle_since = None
                 if envelope.seq < 0:
-                    runtime._mark_accepted(self, envelope)
+                    context.accept(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
                     continue
                 try:
@@ -237,12 +172,28 @@ class SessionActor:
             if not parked:
                 self.running = False
                 self._fail_queued()
+            with anyio.CancelScope(shield=True):
+                await self._lifecycle("passivate")
+
+    async def _lifecycle(self, hook: str, message: MessageInfo | None = None) -> None:
+        """Run a lifecycle hook that must not fail the session (activate, after_reply, passivate)."""
+        lifecycle = self._context.lifecycle
+        try:
+            if message is not None:
+                await getattr(lifecycle, hook)(message)
+            else:
+                await getattr(lifecycle, hook)(self.session_id)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:  # a hook's failure is logged, the session goes on
+            logger.exception("session %r: lifecycle hook %s raised", self.session_id, hook)
 
     async def _process(self, envelope: Envelope) -> None:
         envelope.state = EnvelopeState.RUNNING
         delivery = envelope.delivery
+        info = MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
         try:
-            await self._answer(envelope)
+            await self._answer(envelope, info)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             if delivery is None or not delivery.gone:
                 raise
@@ -250,17 +201,23 @@ class SessionActor:
         finally:
             if delivery is not None:
                 delivery.close()
+        await self._lifecycle("after_reply", info)
 
-    async def _answer(self, envelope: Envelope) -> None:
-        runtime = self._runtime
-        hook = runtime._hook
+    async def _answer(self, envelope: Envelope, info: MessageInfo) -> None:
+        context = self._context
+        emit = context.emit
         persona = envelope.persona
-        if hook is not None:
-            hook(RuntimeEvent(EventKind.MESSAGE_STARTED, runtime._now(), self.session_id, envelope.seq))
+        if emit.enabled:
+            emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
+        try:
+            await context.lifecycle.before_message(info)
+        except ValisError as exc:
+            self._fail_message(envelope, exc)
+            return
         history: list[Turn] = []
         if envelope.history is not None:
             history = list(envelope.history)  # the caller's history replaces the stored one
-        elif runtime._memory is not None:
+        elif context.memory is not None:
             try:
                 history = await self._load_history(persona.id)
             except MemoryStoreError as exc:
@@ -271,7 +228,7 @@ class SessionActor:
             session_id=self.session_id,
             persona=persona,
             message=envelope.message,
-            system_prompt=envelope.system_prompt or runtime._system_prompt(persona),
+            system_prompt=envelope.system_prompt or context.system_prompt(persona),
             history=tuple(history),
             deadline=deadline,
         )
@@ -281,7 +238,7 @@ class SessionActor:
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
-            result = await runtime._cascade.answer(
+            result = await context.cascade.answer(
                 request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=scope
             )
         finally:
@@ -305,14 +262,18 @@ class SessionActor:
             attempts=result.attempts,
             model=response.model,
             usage=response.usage,
-            elapsed=runtime._now() - envelope.started,
+            elapsed=context.now() - envelope.started,
             refusal=result.refusal,
         )
-        memory = runtime._memory
+        memory = context.memory
         if memory is not None:
             turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
             try:
                 await memory.record(self.session_id, turn)
+                lost = memory.take_lost(self.session_id)
+                if lost is not None:
+                    # An earlier turn of this session was lost by a background commit: say so.
+                    raise MemoryStoreError(f"an earlier turn of this session was not stored: {lost}") from lost
             except MemoryStoreError as exc:
                 # Not a crash: the store failed (full disk...). This caller learns it; others go on.
                 self._fail_message(envelope, exc)
@@ -325,40 +286,27 @@ class SessionActor:
         envelope.reply = reply
         envelope.state = EnvelopeState.DONE
         envelope.done.set()
-        runtime._delivered += 1
-        if hook is not None:
-            hook(
-                RuntimeEvent(
-                    EventKind.REPLY_DELIVERED,
-                    runtime._now(),
-                    self.session_id,
-                    envelope.seq,
-                    reply.provider,
-                    {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
-                )
+        context.book.delivered += 1
+        if emit.enabled:
+            emit(
+                EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, reply.provider,
+                {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
             )
 
     def _drop(self, envelope: Envelope) -> None:
         """The caller gave up while its message ran: nobody waits for a reply."""
         envelope.state = EnvelopeState.DROPPED
         envelope.done.set()
-        hook = self._runtime._hook
-        if hook is not None:
-            hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, self._runtime._now(), self.session_id, envelope.seq))
+        self._context.emit(EventKind.MESSAGE_DROPPED, self.session_id, envelope.seq)
 
     def _fail_message(self, envelope: Envelope, error: BaseException) -> None:
         envelope.fail(error)
-        hook = self._runtime._hook
-        if hook is not None:
-            hook(
-                RuntimeEvent(
-                    EventKind.MESSAGE_FAILED, anyio.current_time(), self.session_id, envelope.seq,
-                    data={"error": repr(error)},
-                )
-            )
+        emit = self._context.emit
+        if emit.enabled:
+            emit(EventKind.MESSAGE_FAILED, self.session_id, envelope.seq, data={"error": repr(error)})
 
     async def _load_history(self, persona_id: str) -> list[Turn]:
-        memory = self._runtime._memory
+        memory = self._context.memory
         if memory is None:
             return []
         if self._history is None:
@@ -371,8 +319,8 @@ class SessionActor:
 
     def _supervise(self, envelope: Envelope, exc: Exception) -> bool:
         """Handle a crash while processing; True to go on with fresh state, False to stop."""
-        runtime = self._runtime
-        now = runtime._now()
+        context = self._context
+        now = context.now()
         logger.error("session %r crashed on message %d", self.session_id, envelope.seq, exc_info=exc)
         if isinstance(exc, ValisError) and not isinstance(exc, RuntimeClosedError):
             error: ValisError = exc  # e.g. a MemoryStoreError: give it to the caller as it is
@@ -380,7 +328,7 @@ class SessionActor:
             error = ActorCrashedError(f"session {self.session_id!r} crashed while answering: {exc!r}")
             error.__cause__ = exc
         self._fail_message(envelope, error)
-        settings = runtime.config.session
+        settings = context.settings
         restarts = self._restarts = self._restarts or deque()
         restarts.append(now)
         while restarts and restarts[0] < now - settings.restart_window:
@@ -396,10 +344,7 @@ class SessionActor:
             self.failed_until = now + settings.restart_window
             self.send.close()  # the runtime checks `failed` before sending; nothing else may come in
             return False
-        if runtime._hook is not None:
-            runtime._hook(
-                RuntimeEvent(EventKind.ACTOR_RESTARTED, now, self.session_id, data={"restarts": len(restarts)})
-            )
+        context.emit(EventKind.ACTOR_RESTARTED, self.session_id, data={"restarts": len(restarts)})
         return True
 
     def _fail_queued(self) -> None:
@@ -413,6 +358,12 @@ class SessionActor:
             if isinstance(envelope, Envelope) and envelope.state is EnvelopeState.QUEUED:
                 self._fail_message(envelope, error)
         self._receive.close()
+
+    def refusal(self, now: float) -> SessionFailedError | None:
+        """The error to refuse new messages with, while the session is failed."""
+        if self.failed is not None and now < self.failed_until:
+            return self.failed
+        return None
 
     def close(self) -> None:
         """Close the mailbox of a parked actor (no task is there to do it)."""

@@ -23,8 +23,9 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._clock import Clock
-from ._events import EventHook, EventKind, RuntimeEvent
+from .._clock import Clock
+from .._events import Emitter, EventKind
+from ._outcomes import Verdict
 
 __all__ = ["BreakerActor", "BreakerStatistics", "CircuitState", "Gate"]
 
@@ -69,12 +70,6 @@ class BreakerStatistics:
     times_opened: int = 0
 
 
-class Outcome(enum.Enum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    RELEASE = "release"  # a probe that ended without a verdict gives its permit back
-
-
 @attrs.define(slots=True)
 class _PermitRequest:
     provider: str
@@ -86,7 +81,7 @@ class _PermitRequest:
 @attrs.frozen
 class _Report:
     provider: str
-    outcome: Outcome
+    outcome: Verdict
     probe: bool
 
 
@@ -97,7 +92,7 @@ class BreakerActor:
         providers: Names of the providers that have a circuit.
         threshold: Consecutive failures that open a closed circuit.
         timeout: Seconds a circuit stays open before it lets one probe through.
-        hook: Receives a ``breaker_transition`` event for every state change.
+        emit: Emits a ``breaker_transition`` event for every state change.
     """
 
     def __init__(
@@ -106,13 +101,14 @@ class BreakerActor:
         *,
         threshold: int,
         timeout: float,
-        hook: EventHook | None = None,
+        emit: Emitter | None = None,
         clock: Clock = anyio.current_time,
     ) -> None:
         self._now = clock
         self._threshold = threshold
         self._timeout = timeout
-        self._hook = hook
+        self._emit = emit if emit is not None else Emitter(None, clock)
+        self._running = False
         self.view: dict[str, BreakerStatistics] = {name: BreakerStatistics() for name in providers}
         self._send: MemoryObjectSendStream[Any]
         self._receive: MemoryObjectReceiveStream[Any]
@@ -140,15 +136,15 @@ class BreakerActor:
         except BaseException:
             request.abandoned = True
             if request.granted:
-                self.report(provider, Outcome.RELEASE, probe=True)
+                self.report(provider, Verdict.RELEASE, probe=True)
             raise
         return request.granted
 
-    def report(self, provider: str, outcome: Outcome, *, probe: bool = False) -> None:
+    def report(self, provider: str, outcome: Verdict, *, probe: bool = False) -> None:
         """Tell the actor how an attempt ended. Never blocks."""
         snap = self.view[provider]
         if (
-            outcome is Outcome.SUCCESS
+            outcome is Verdict.SUCCESS
             and not probe
             and snap.state is CircuitState.CLOSED
             and snap.consecutive_failures == 0
@@ -163,26 +159,31 @@ class BreakerActor:
 
     async def run(self) -> None:
         """Process permit requests and reports until :meth:`close`."""
-        async with self._receive:
-            async for item in self._receive:
-                if isinstance(item, _PermitRequest):
-                    self._grant(item)
-                else:
-                    self._apply(item)
+        self._running = True
+        try:
+            async with self._receive:
+                async for item in self._receive:
+                    if isinstance(item, _PermitRequest):
+                        self._grant(item)
+                    else:
+                        self._apply(item)
+        except anyio.ClosedResourceError:
+            return  # closed before this task began: the runtime closed at once
 
     def close(self) -> None:
-        """Stop the actor once the messages already sent are processed."""
-        self._send.close()
+        """Stop the actor once the messages already sent are processed. Idempotent.
 
-    def dispose(self) -> None:
-        """Release the mailbox after the actor's task has ended (or never started)."""
+        If its task never started, the mailbox is released at once (the task closes it
+        otherwise, when it has drained it).
+        """
         self._send.close()
-        self._receive.close()
+        if not self._running:
+            self._receive.close()
 
     def _grant(self, request: _PermitRequest) -> None:
         if not request.abandoned:
             snap = self.view[request.provider]
-            now = anyio.current_time()
+            now = self._now()
             if snap.state is CircuitState.OPEN and now >= snap.open_until:
                 snap = self._transition(request.provider, snap, CircuitState.HALF_OPEN)
             if snap.state is CircuitState.HALF_OPEN and snap.probes_in_flight == 0:
@@ -198,15 +199,15 @@ class BreakerActor:
         if report.probe and snap.state is CircuitState.HALF_OPEN:
             snap = attrs.evolve(snap, probes_in_flight=max(0, snap.probes_in_flight - 1))
             self.view[name] = snap
-            if report.outcome is Outcome.SUCCESS:
+            if report.outcome is Verdict.SUCCESS:
                 self._transition(name, snap, CircuitState.CLOSED)
-            elif report.outcome is Outcome.FAILURE:
+            elif report.outcome is Verdict.FAILURE:
                 self._transition(name, snap, CircuitState.OPEN)
             return
-        if report.outcome is Outcome.SUCCESS:
+        if report.outcome is Verdict.SUCCESS:
             if snap.state is CircuitState.CLOSED:
                 self.view[name] = attrs.evolve(snap, consecutive_failures=0)
-        elif report.outcome is Outcome.FAILURE and snap.state is CircuitState.CLOSED:
+        elif report.outcome is Verdict.FAILURE and snap.state is CircuitState.CLOSED:
             failures = snap.consecutive_failures + 1
             snap = attrs.evolve(snap, consecutive_failures=failures)
             self.view[name] = snap
@@ -215,7 +216,7 @@ class BreakerActor:
         # Late reports for an open circuit change nothing: it is already open.
 
     def _transition(self, name: str, snap: BreakerStatistics, to: CircuitState) -> BreakerStatistics:
-        now = anyio.current_time()
+        now = self._now()
         if to is CircuitState.OPEN:
             new = BreakerStatistics(
                 state=to,
@@ -228,13 +229,5 @@ class BreakerActor:
         else:
             new = attrs.evolve(snap, state=to, probes_in_flight=0)
         self.view[name] = new
-        if self._hook is not None:
-            self._hook(
-                RuntimeEvent(
-                    EventKind.BREAKER_TRANSITION,
-                    now,
-                    provider=name,
-                    data={"from": snap.state.value, "to": to.value},
-                )
-            )
+        self._emit(EventKind.BREAKER_TRANSITION, provider=name, data={"from": snap.state.value, "to": to.value})
         return new

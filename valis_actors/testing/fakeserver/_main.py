@@ -1,30 +1,4 @@
-"""A wire-faithful fake LLM HTTP server with per-request fault scripts.
-
-It speaks the Anthropic Messages API (``POST /v1/messages``) and the OpenAI Chat
-Completions API (``POST /v1/chat/completions``), JSON and SSE, on 127.0.0.1, inside any
-anyio event loop (asyncio or trio), so tests and benchmarks can drive the official SDKs::
-
-    from valis_actors.testing._fakeserver import Fault, open_fake_llm_server
-
-    async with open_fake_llm_server(text="Hi there.", chunks=3) as server:
-        client = anthropic.AsyncAnthropic(api_key="k", base_url=server.anthropic_base_url)
-        server.script("anthropic", Fault.rate_limited(retry_after=0.2), Fault.ok())
-        ...
-        assert server.requests[0].fault == Fault.rate_limited(retry_after=0.2)
-
-Each API has a FIFO queue of :class:`Fault` steps; a request pops the next step, or gets
-the default step (``Fault.ok()`` unless :meth:`FakeLLMServer.set_default` says otherwise).
-Requests whose key does not match ``api_keys`` get a 401 echoing the key and pop nothing.
-
-Run it as a process for benchmarks (prints ``listening on http://127.0.0.1:PORT``)::
-
-    python -m valis_actors.testing._fakeserver --port 0 [--backend asyncio|trio]
-        [--default ok|STATUS] [--delay SECONDS] [--text TEXT] [--chunks N]
-
-Modules: ``_fakeserver_faults`` (the steps), ``_fakeserver_server`` (state, records, dispatch),
-``_fakeserver_wire`` and ``_fakeserver_errors`` (the API formats),
-``_fakeserver_http`` (HTTP/1.1 on anyio streams), ``_fakeserver_respond`` (the behaviours).
-"""
+"""``open_fake_llm_server`` and the command line of the fake LLM server (see the package)."""
 
 from __future__ import annotations
 
@@ -37,8 +11,8 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.abc
 
-from ._fakeserver_faults import APIS, Api, Fault, FaultKind
-from ._fakeserver_server import DEFAULT_TEXT, FakeLLMServer, FakeServerStatistics, RecordedRequest
+from ._faults import APIS, Api, Fault, FaultKind
+from ._server import DEFAULT_TEXT, FakeLLMServer, FakeServerStatistics, RecordedRequest
 
 __all__ = [
     "Api",
@@ -111,7 +85,7 @@ async def open_fake_llm_server(
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m valis_actors.testing._fakeserver",
+        prog="python -m valis_actors.testing.fakeserver",
         description="Fake Anthropic/OpenAI HTTP server on 127.0.0.1, for benchmarks.",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one)")
@@ -153,5 +127,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -10,6 +10,7 @@ with ``"async"`` it returns at once (a crash may lose the last batch).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,21 +20,44 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._config import MemorySettings
-from ._errors import MemoryStoreError, RuntimeClosedError
-from ._provider import Turn
+from .._config import MemorySettings
+from .._errors import MemoryStoreError, RuntimeClosedError
+from .._messages import Turn
 from ._store import ConversationStore, InProcessStore
 
 __all__ = ["Memory", "open_memory"]
 
+logger = logging.getLogger("valis_actors.memory")
+
 
 @attrs.define(slots=True)
 class _Request:
-    kind: str  # "recent" | "forget"
-    args: tuple[Any, ...]
+    """A read or a delete for the actor; subclasses say which store call it is."""
+
     done: anyio.Event
     result: Any = None
     error: BaseException | None = None
+
+    def call(self, store: ConversationStore) -> tuple[Any, tuple[Any, ...]]:
+        raise NotImplementedError
+
+
+@attrs.define(slots=True)
+class _Recent(_Request):
+    session_id: str = ""
+    persona_id: str | None = None
+    limit: int = 0
+
+    def call(self, store: ConversationStore) -> tuple[Any, tuple[Any, ...]]:
+        return store.recent, (self.session_id, self.persona_id, self.limit)
+
+
+@attrs.define(slots=True)
+class _Forget(_Request):
+    session_id: str = ""
+
+    def call(self, store: ConversationStore) -> tuple[Any, tuple[Any, ...]]:
+        return store.forget, (self.session_id,)
 
 
 @attrs.define(slots=True)
@@ -59,7 +83,10 @@ class Memory:
         self._send, self._receive = anyio.create_memory_object_stream[_Request | _Batch](math.inf)
         self._limiter = anyio.CapacityLimiter(1)  # the actor's one worker thread at a time
         self._open: _Batch | None = None  # the batch new turns join, until the actor takes it
-        self.background_error: MemoryStoreError | None = None
+        # Background commits (durability "async") that failed: counted, logged, and handed
+        # to the next caller of each session whose turns were lost.
+        self.background_errors = 0
+        self._lost: dict[str, MemoryStoreError] = {}
 
     def _post(self, request: _Request | _Batch) -> None:
         try:
@@ -67,8 +94,7 @@ class Memory:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise RuntimeClosedError("the memory store is closed") from None
 
-    async def _call(self, kind: str, *args: Any) -> Any:
-        request = _Request(kind, args, anyio.Event())
+    async def _call(self, request: _Request) -> Any:
         self._post(request)
         await request.done.wait()
         if request.error is not None:
@@ -77,7 +103,8 @@ class Memory:
 
     async def history(self, session_id: str, persona_id: str | None = None, limit: int | None = None) -> list[Turn]:
         """The last turns of a session (of one persona if given), oldest first."""
-        return list(await self._call("recent", session_id, persona_id, self.max_turns if limit is None else limit))
+        limit = self.max_turns if limit is None else limit
+        return list(await self._call(_Recent(anyio.Event(), session_id=session_id, persona_id=persona_id, limit=limit)))
 
     async def record(self, session_id: str, turn: Turn) -> None:
         """Store a turn; with ``durability="commit"`` return once it is committed.
@@ -99,7 +126,13 @@ class Memory:
 
     async def forget(self, session_id: str) -> int:
         """Delete a session's turns; return how many were deleted."""
-        return int(await self._call("forget", session_id))
+        return int(await self._call(_Forget(anyio.Event(), session_id=session_id)))
+
+    def take_lost(self, session_id: str) -> MemoryStoreError | None:
+        """The error of a background commit that lost turns of this session, once."""
+        if not self._lost:
+            return None
+        return self._lost.pop(session_id, None)
 
     async def _run_blocking(self, func: Any, *args: Any) -> Any:
         if self.store.blocking:
@@ -115,8 +148,8 @@ class Memory:
                     await self._commit(request)
                     continue
                 try:
-                    method = self.store.recent if request.kind == "recent" else self.store.forget
-                    request.result = await self._run_blocking(method, *request.args)
+                    method, args = request.call(self.store)
+                    request.result = await self._run_blocking(method, *args)
                 except MemoryStoreError as exc:
                     request.error = exc
                 request.done.set()
@@ -129,7 +162,11 @@ class Memory:
         except MemoryStoreError as exc:
             batch.error = exc
             if not batch.waited:
-                self.background_error = exc
+                self.background_errors += 1
+                sessions = sorted({session for session, _ in batch.rows})
+                logger.error("memory: a background commit of %d turns failed: %s", len(batch.rows), exc)
+                for session in sessions:
+                    self._lost[session] = exc
         batch.done.set()
 
     def close(self) -> None:

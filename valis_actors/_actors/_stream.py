@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._provider import Usage
-from ._reply import Attempt, Reply
+from .._messages import Attempt, Reply, Usage
 
 if TYPE_CHECKING:
-    from ._session import Envelope
+    from ._envelope import Envelope
 
 __all__ = ["ReplyStream"]
 

@@ -17,8 +17,8 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import ProviderError, ProviderTimeoutError, TransientProviderError
-from ._provider import ProviderResponse
+from .._errors import ProviderError, ProviderTimeoutError, TransientProviderError
+from .._messages import ProviderResponse
 
 __all__ = ["Delivery", "Incomplete"]
 

@@ -17,7 +17,6 @@ callers still waiting get ``RuntimeClosedError``.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
@@ -25,12 +24,10 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from ._breaker import BreakerActor, BreakerStatistics
-from ._cascade import Cascade
-from ._clock import Clock, backend_clock
-from ._config import Config, ProviderSettings
-from ._delivery import Delivery
-from ._errors import (
+from .._cascade import BreakerActor, BreakerStatistics, Cascade, Delivery
+from .._clock import Clock, backend_clock
+from .._config import Config, ProviderSettings
+from .._errors import (
     ActorCrashedError,
     ConfigError,
     EmptyMessageError,
@@ -40,12 +37,15 @@ from ._errors import (
     MessageTooLongError,
     RuntimeClosedError,
 )
-from ._events import EventHook, EventKind, RuntimeEvent
-from ._memory import Memory, open_memory
-from ._personas import Persona, PersonaStore, render_system_prompt
-from ._provider import BaseProvider, Turn, provider_class
-from ._reply import Reply
-from ._session import PARK, Envelope, EnvelopeState, SessionActor
+from .._events import Emitter, EventHook, EventKind
+from .._memory import Memory, open_memory
+from .._messages import Reply, Turn
+from .._personas import Persona, PersonaStore, render_system_prompt
+from .._util import NoPublicConstructor
+from ..providers import BaseProvider, provider_class
+from ._context import SessionContext, SessionLifecycle
+from ._envelope import PARK, Envelope
+from ._session import SessionActor
 from ._stream import ReplyStream
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
@@ -68,6 +68,8 @@ class RuntimeStatistics:
         replies_delivered: Replies delivered since the runtime opened.
         breakers: Each provider's circuit.
         closed: True once the runtime stopped accepting messages.
+        hook_failures: Times the event hook raised (each logged once, never fatal).
+        memory_errors: Background commits that failed (``durability: "async"``).
     """
 
     live_sessions: int
@@ -78,10 +80,12 @@ class RuntimeStatistics:
     replies_delivered: int
     breakers: Mapping[str, BreakerStatistics]
     closed: bool
+    hook_failures: int = 0
+    memory_errors: int = 0
 
 
-class Runtime:
-    """A running VALIS runtime. Get one from :func:`open_runtime`; never construct it."""
+class Runtime(metaclass=NoPublicConstructor):
+    """A running VALIS runtime. Get one from :func:`open_runtime`; it cannot be constructed."""
 
     def __init__(
         self,
@@ -90,8 +94,9 @@ class Runtime:
         providers: list[BaseProvider],
         breaker: BreakerActor,
         memory: Memory | None,
-        hook: EventHook | None,
+        emit: Emitter,
         clock: Clock,
+        lifecycle: SessionLifecycle,
     ) -> None:
         self._now = clock
         # The backend's Event class, looked up once (anyio.Event() finds the backend each time).
@@ -99,11 +104,11 @@ class Runtime:
         self.config = config
         self.personas = personas
         self.providers = tuple(providers)
-        self._hook = hook
+        self._emit = emit
         self._memory = memory
         self._breaker = breaker
         self._limiter = anyio.Semaphore(config.max_concurrent_requests)
-        self._cascade = Cascade(
+        cascade = Cascade(
             [p for p in providers if not p.local],
             providers[-1],
             breaker=breaker,
@@ -112,19 +117,18 @@ class Runtime:
             provider_timeout=config.provider_timeout,
             content_policy_failover=config.content_policy_failover,
             hedge_after=config.hedge_after,
-            hook=hook,
+            emit=emit,
             clock=clock,
         )
+        self._prompts: dict[str, str] = {}
+        self._context = SessionContext(
+            cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle
+        )
+        self._book = self._context.book
         self._sessions: dict[str, SessionActor] = {}
         self._sessions_tg: TaskGroup | None = None
-        self._prompts: dict[str, str] = {}
         self._closed = False
         self._janitor_scope = anyio.CancelScope()
-        self._waiting: set[SessionActor] = set()  # actors whose task waits on an empty mailbox
-        # (idle since, actor) in the order they parked: idle-since times only grow along it.
-        self._parked_actors: deque[tuple[float, SessionActor]] = deque()
-        self._delivered = 0
-        self._accepted = 0
 
     def provider(self, name: str) -> BaseProvider:
         """The provider instance created for the config entry ``name``.
@@ -231,7 +235,7 @@ class Runtime:
             await self._send_with_backpressure(actor, envelope)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()") from None
-        self._mark_accepted(actor, envelope)
+        self._context.accept(actor, envelope)
 
     def _start(self, actor: SessionActor) -> None:
         """Start (or restart, after parking) the task of an actor with mail."""
@@ -239,26 +243,6 @@ class Runtime:
             raise RuntimeClosedError("the runtime is not open; use `async with open_runtime(...)`")
         actor.running = True
         self._sessions_tg.start_soon(actor.run, name=f"session:{actor.session_id}")
-
-    def _mark_accepted(self, actor: SessionActor, envelope: Envelope) -> None:
-        """Number an envelope that entered a mailbox. Idempotent.
-
-        Called by the caller once its send returned, and by the actor when it takes
-        the envelope: after a blocking send the actor may take it before the caller
-        resumes, and the bookkeeping must precede the message's start.
-        """
-        if envelope.seq >= 0:
-            return
-        envelope.seq = self._accepted  # runtime-wide, increasing in acceptance order
-        self._accepted += 1
-        actor.note_accepted(envelope.seq, envelope.deadline)
-        if self._hook is not None:
-            self._hook(
-                RuntimeEvent(
-                    EventKind.MESSAGE_ACCEPTED, self._now(), actor.session_id, envelope.seq,
-                    data={"deadline": envelope.deadline, "message": envelope.message},
-                )
-            )
 
     def _accept(
         self,
@@ -312,16 +296,16 @@ class Runtime:
         if actor is not None:
             if actor.failed is None:
                 return actor
-            if self._now() < actor.failed_until:
-                raise actor.failed
-        actor = SessionActor(self, session_id, self.config.session.mailbox_size)
+            refusal = actor.refusal(self._now())
+            if refusal is not None:
+                raise refusal
+        actor = SessionActor(self._context, session_id, self.config.session.mailbox_size)
         self._sessions[session_id] = actor
-        if self._hook is not None:
-            self._hook(RuntimeEvent(EventKind.SESSION_ACTIVATED, anyio.current_time(), session_id))
+        self._emit(EventKind.SESSION_ACTIVATED, session_id)
         return actor
 
     async def _send_with_backpressure(self, actor: SessionActor, envelope: Envelope) -> None:
-        wait = envelope.deadline - anyio.current_time()
+        wait = envelope.deadline - self._now()
         try:
             with anyio.move_on_after(wait):
                 await actor.send.send(envelope)
@@ -335,13 +319,8 @@ class Runtime:
 
     def _abandon(self, session_id: str, envelope: Envelope) -> None:
         """The caller gave up: drop a queued message, cancel a running one's attempts."""
-        envelope.abandoned = True
-        if envelope.state is EnvelopeState.QUEUED:
-            envelope.state = EnvelopeState.DROPPED
-            if self._hook is not None:
-                self._hook(RuntimeEvent(EventKind.MESSAGE_DROPPED, anyio.current_time(), session_id, envelope.seq))
-        elif envelope.state is EnvelopeState.RUNNING and envelope.scope is not None:
-            envelope.scope.cancel()
+        if envelope.abandon():
+            self._emit(EventKind.MESSAGE_DROPPED, session_id, envelope.seq)
 
     async def _janitor(self) -> None:
         """Park idle actors and passivate sessions idle for ``session.idle_timeout``.
@@ -358,12 +337,13 @@ class Runtime:
             while True:
                 await anyio.sleep(tick)
                 now = self._now()
-                for actor in [a for a in self._waiting if a.idle_since is not None and now - a.idle_since >= tick]:
+                book = self._book
+                for actor in [a for a in book.waiting if a.idle_since is not None and now - a.idle_since >= tick]:
                     try:
                         actor.send.send_nowait(PARK)
                     except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass  # busy after all, or closing: nothing to park
-                parked = self._parked_actors
+                parked = book.parked
                 while parked:
                     since, actor = parked[0]
                     if actor.running or actor.idle_since != since:
@@ -374,19 +354,13 @@ class Runtime:
                     else:
                         break
 
-    def _parked(self, actor: SessionActor) -> None:
-        """Called by an actor whose task just ended on an empty mailbox."""
-        since = actor.idle_since if actor.idle_since is not None else self._now()
-        self._parked_actors.append((since, actor))
-
     def _passivate(self, actor: SessionActor) -> bool:
         """Retire an idle actor: it leaves the table, and its mailbox closes."""
         if actor.running or actor.depth() or self._sessions.get(actor.session_id) is not actor:
             return False
         del self._sessions[actor.session_id]
         actor.close()
-        if self._hook is not None:
-            self._hook(RuntimeEvent(EventKind.SESSION_PASSIVATED, anyio.current_time(), actor.session_id))
+        self._emit(EventKind.SESSION_PASSIVATED, actor.session_id)
         return True
 
     def _system_prompt(self, persona: Persona) -> str:
@@ -412,16 +386,36 @@ class Runtime:
             mailbox_depths=depths,
             attempts_in_flight=limit - self._limiter.value,
             max_concurrent_requests=limit,
-            replies_delivered=self._delivered,
+            replies_delivered=self._book.delivered,
             breakers=dict(self._breaker.view),
             closed=self._closed,
+            hook_failures=self._emit.failures,
+            memory_errors=self._memory.background_errors if self._memory is not None else 0,
         )
+
+    def _attach(self, sessions: TaskGroup) -> None:
+        """``open_runtime`` hands the runtime the task group its session actors run in."""
+        self._sessions_tg = sessions
+
+    def _abort(self) -> None:
+        """The body of ``open_runtime`` raised: accept nothing more (everything is being cancelled)."""
+        self._closed = True
+
+    def _finish(self) -> None:
+        """Close every mailbox and stop the janitor (the actors answer what they hold)."""
+        self._begin_close()
+        self._janitor_scope.cancel()
 
 
 def _create_provider(settings: ProviderSettings) -> BaseProvider:
     try:
         cls = provider_class(settings.type)
-        return cls(settings)
+        # `settings` is set before __init__ runs, so a subclass that does not call
+        # super().__init__ (the documented contract allows it) still has its name and options.
+        provider = cls.__new__(cls)
+        provider.settings = settings
+        provider.__init__(settings)  # type: ignore[misc]
+        return provider
     except ConfigError:
         raise
     except Exception as exc:
@@ -429,12 +423,19 @@ def _create_provider(settings: ProviderSettings) -> BaseProvider:
 
 
 @asynccontextmanager
-async def open_runtime(config: Config | None = None, *, event_hook: EventHook | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    config: Config | None = None,
+    *,
+    event_hook: EventHook | None = None,
+    lifecycle: SessionLifecycle | None = None,
+) -> AsyncIterator[Runtime]:
     """Open a runtime: start its actors, yield it, and close it cleanly on exit.
 
     Args:
         config: The configuration (``load_config()`` reads config.json); ``None`` means ``Config()``.
         event_hook: Called synchronously with every ``RuntimeEvent`` (see ``valis_actors.testing``).
+            A hook that raises is logged once and counted, never fatal.
+        lifecycle: Hook points around each session's life (see ``SessionLifecycle``).
 
     Raises:
         ConfigError: A provider cannot be created, or the personas folder is missing.
@@ -444,6 +445,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
     """
     config = config if config is not None else Config()
     clock = backend_clock()
+    emit = Emitter(event_hook, clock)
     personas = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir, config.unknown_persona)
     for problem in personas.problems:
         logger.warning("persona not loaded: %s", problem)
@@ -452,7 +454,7 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
         [p.name for p in providers if not p.local],
         threshold=config.circuit_breaker_threshold,
         timeout=config.circuit_breaker_timeout,
-        hook=event_hook,
+        emit=emit,
         clock=clock,
     )
     body_error: BaseException | None = None
@@ -462,29 +464,30 @@ async def open_runtime(config: Config | None = None, *, event_hook: EventHook | 
             await provider.aopen()
             opened.append(provider)
         async with open_memory(config.memory) as memory:
-            runtime = Runtime(config, personas, providers, breaker, memory, event_hook, clock)
+            runtime = Runtime._create(
+                config, personas, providers, breaker, memory, emit, clock, lifecycle or SessionLifecycle()
+            )
             async with anyio.create_task_group() as actors:
                 actors.start_soon(breaker.run, name="breaker")
                 actors.start_soon(runtime._janitor, name="janitor")
                 try:
                     async with anyio.create_task_group() as sessions:
-                        runtime._sessions_tg = sessions
+                        runtime._attach(sessions)
                         try:
                             yield runtime
                         except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
                             # Kept aside and re-raised below as itself: raising it through the
                             # task groups would wrap it in an ExceptionGroup.
                             body_error = exc
-                            runtime._closed = True
+                            runtime._abort()
                             actors.cancel_scope.cancel()
                         else:
                             runtime._begin_close()
                 finally:
-                    runtime._begin_close()
-                    runtime._janitor_scope.cancel()
+                    runtime._finish()
                     breaker.close()
     finally:
-        breaker.dispose()
+        breaker.close()
         with anyio.CancelScope(shield=True):
             for provider in reversed(opened):
                 try:

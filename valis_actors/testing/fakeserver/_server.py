@@ -16,11 +16,11 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._fakeserver_errors import request_error
-from ._fakeserver_faults import APIS, Api, Fault
-from ._fakeserver_http import STREAM_GONE, Connection, HttpRequest, ProtocolError
-from ._fakeserver_respond import Outcome, respond, send_error
-from ._fakeserver_wire import Answer, count_words, split_chunks, truncate_words
+from ._errors import request_error
+from ._faults import APIS, Api, Fault
+from ._http import STREAM_GONE, Connection, HttpRequest, ProtocolError
+from ._respond import Outcome, respond, send_error
+from ._wire import Answer, count_words, split_chunks, truncate_words
 
 __all__ = ["DEFAULT_TEXT", "FakeLLMServer", "FakeServerStatistics", "RecordedRequest"]
 

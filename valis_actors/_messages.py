@@ -1,14 +1,93 @@
-"""What a caller gets back: the reply and the record of every attempt behind it."""
+"""The data that flows through the runtime: requests, responses, turns, attempts, replies.
+
+This module depends on nothing else of ours at run time (``Persona`` is named only in
+annotations), so every layer can use it: providers build ``ProviderResponse``s from
+``ProviderRequest``s, memory stores ``Turn``s, the cascade records ``Attempt``s, and the
+session actor returns a ``Reply``.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._provider import Usage
+if TYPE_CHECKING:
+    from ._personas import Persona
 
-__all__ = ["Attempt", "AttemptOutcome", "Reply"]
+__all__ = [
+    "Attempt",
+    "AttemptOutcome",
+    "ProviderRequest",
+    "ProviderResponse",
+    "Reply",
+    "Turn",
+    "Usage",
+]
+
+
+@attrs.frozen
+class Usage:
+    """Token usage reported by the provider that answered."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@attrs.frozen
+class Turn:
+    """One earlier exchange of a conversation: what the user said and what was answered."""
+
+    user: str
+    assistant: str
+    persona_id: str = ""
+    provider: str = ""
+    model: str | None = None
+    created_at: float = 0.0
+
+
+@attrs.frozen
+class ProviderRequest:
+    """Everything a provider needs to answer one message.
+
+    Attributes:
+        session_id: The conversation this message belongs to.
+        persona: The persona to answer as.
+        message: The user's message (validated: non-empty, within limits).
+        system_prompt: The persona rendered as a system prompt for remote models.
+        history: Earlier turns of this (session, persona) conversation, oldest first.
+        deadline: The absolute time (``anyio.current_time()``) the reply is due by.
+    """
+
+    session_id: str
+    persona: Persona
+    message: str
+    system_prompt: str
+    history: tuple[Turn, ...] = ()
+    deadline: float = float("inf")
+
+    def messages(self) -> list[dict[str, str]]:
+        """The history and the message as chat messages (``role``/``content``), oldest first."""
+        out: list[dict[str, str]] = []
+        for turn in self.history:
+            out.append({"role": "user", "content": turn.user})
+            out.append({"role": "assistant", "content": turn.assistant})
+        out.append({"role": "user", "content": self.message})
+        return out
+
+
+@attrs.frozen
+class ProviderResponse:
+    """A provider's answer."""
+
+    text: str
+    model: str | None = None
+    usage: Usage | None = None
 
 
 class AttemptOutcome(str, enum.Enum):

@@ -18,9 +18,8 @@ from typing import Any
 import attrs
 import cattrs
 
-from ._errors import ConfigError
-from ._provider import canonical_type, is_known_type, provider_class, registered_provider_types
-from ._validation import (
+from .._errors import ConfigError
+from .._validation import (
     FieldValueError,
     StrictTypeError,
     at_least,
@@ -32,6 +31,13 @@ from ._validation import (
     strict_float,
     strict_int,
     strict_str,
+)
+from ..providers._base import (
+    canonical_type,
+    is_known_type,
+    provider_class,
+    registered_provider_types,
+    set_options_structurer,
 )
 
 __all__ = [
@@ -368,3 +374,10 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     if config.memory.path is not None and not Path(config.memory.path).is_absolute():
         changes["memory"] = attrs.evolve(config.memory, path=str(base / config.memory.path))
     return attrs.evolve(config, **changes) if changes else config
+
+
+def _structure_options(data: dict[str, Any], options_type: type[Any]) -> Any:
+    return get_converter().structure(data, options_type)
+
+
+set_options_structurer(_structure_options)

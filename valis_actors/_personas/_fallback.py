@@ -13,8 +13,9 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from ._personas import NEUTRAL, Persona
-from ._provider import BaseProvider, ProviderRequest, ProviderResponse, Usage, register_provider
+from .._messages import ProviderRequest, ProviderResponse, Usage
+from ..providers._base import BaseProvider, register_provider
+from ._store import NEUTRAL, Persona
 
 __all__ = ["PersonaFallback", "fallback_text"]
 

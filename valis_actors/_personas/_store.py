@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 import cattrs
 
-from ._errors import InvalidPersonaIdError, PersonaError, UnknownPersonaError
-from ._validation import describe_errors, strict_str
+from .._errors import InvalidPersonaIdError, PersonaError, UnknownPersonaError
+from .._validation import describe_errors, strict_str
 
 __all__ = ["LanguagePatterns", "Persona", "PersonaStore", "render_system_prompt"]
 
@@ -137,7 +137,7 @@ def builtin_personas_dir() -> Path:
     if packaged.is_dir():
         return packaged
     # An editable install or a checkout: the canonical files are at the repository root.
-    return Path(__file__).resolve().parent.parent / "personas"
+    return Path(__file__).resolve().parents[2] / "personas"
 
 
 @attrs.define

@@ -1,0 +1,124 @@
+"""What a session actor is handed: the narrow context it may use, and the lifecycle hook points.
+
+A session actor never sees the runtime. It gets one ``SessionContext`` (shared by every
+session of a runtime) holding exactly what answering a message needs — the cascade, the
+memory, the prompt renderer, the clock, event emission, the session settings — plus
+``SessionBook``, the one piece of state that the runtime and its actors share on
+purpose (who is waiting, who parked, how many messages were accepted and answered),
+and a ``SessionLifecycle``: the hook points around a session's life.
+
+``SessionLifecycle`` is where coordination beyond one process plugs in (a per-session
+lease in cluster mode): ``activate`` when a session's task starts, ``before_message``
+before each message is answered (inside the message's deadline and cancel scope),
+``after_reply`` once the reply (or error) is settled, ``passivate`` when the task ends.
+The default does nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._cascade import Cascade
+from .._clock import Clock
+from .._config import SessionSettings
+from .._events import Emitter, EventKind
+from .._memory import Memory
+from .._personas import Persona
+
+if TYPE_CHECKING:
+    from ._envelope import Envelope
+    from ._session import SessionActor
+
+__all__ = ["MessageInfo", "SessionBook", "SessionContext", "SessionLifecycle"]
+
+
+@attrs.frozen
+class MessageInfo:
+    """What a lifecycle hook learns about the message being answered.
+
+    Attributes:
+        session_id: The session.
+        seq: The message's runtime-wide number.
+        persona_id: The persona answering it.
+        deadline: Its absolute deadline (the runtime clock).
+    """
+
+    session_id: str
+    seq: int
+    persona_id: str
+    deadline: float
+
+
+class SessionLifecycle:
+    """Hook points around a session's life; subclass and pass to ``open_runtime``.
+
+    Each hook runs in the session actor's task, so a session's hooks never overlap.
+    ``before_message`` runs inside the message's deadline and cancel scope: a hook that
+    must wait (for a lease) waits at most until the deadline, and a caller who gives up
+    cancels it. An exception from ``before_message`` fails that message (a ``ValisError``
+    reaches the caller as it is); from the other hooks it is logged.
+    """
+
+    async def activate(self, session_id: str) -> None:
+        """A task for ``session_id`` starts processing its mailbox."""
+
+    async def before_message(self, message: MessageInfo) -> None:
+        """A message is about to be answered (history load, providers, memory write)."""
+
+    async def after_reply(self, message: MessageInfo) -> None:
+        """The message's reply or error was handed to its caller."""
+
+    async def passivate(self, session_id: str) -> None:
+        """The session's task ends (parked, passivated, or the runtime closing)."""
+
+
+@attrs.define(eq=False)
+class SessionBook:
+    """Bookkeeping shared by the runtime and its session actors, by design.
+
+    The runtime's janitor reads ``waiting`` and ``parked`` to park and passivate idle
+    actors; actors record themselves there. Nothing else of either side is shared.
+    """
+
+    waiting: set[SessionActor] = attrs.field(factory=set)  # tasks waiting on an empty mailbox
+    # (idle since, actor) in the order they parked: idle-since times only grow along it.
+    parked: deque[tuple[float, SessionActor]] = attrs.field(factory=deque)
+    accepted: int = 0
+    delivered: int = 0
+
+
+@attrs.define(eq=False)
+class SessionContext:
+    """Everything a session actor may use (one per runtime, shared by its sessions)."""
+
+    cascade: Cascade
+    memory: Memory | None
+    settings: SessionSettings
+    now: Clock
+    emit: Emitter
+    system_prompt: Callable[[Persona], str]
+    lifecycle: SessionLifecycle
+    book: SessionBook = attrs.field(factory=SessionBook)
+
+    def accept(self, actor: SessionActor, envelope: Envelope) -> None:
+        """Number an envelope that entered a mailbox. Idempotent.
+
+        Called by the caller once its send returned, and by the actor when it takes
+        the envelope: after a blocking send the actor may take it before the caller
+        resumes, and the bookkeeping must precede the message's start.
+        """
+        if envelope.seq >= 0:
+            return
+        book = self.book
+        envelope.seq = book.accepted  # runtime-wide, increasing in acceptance order
+        book.accepted += 1
+        actor.note_accepted(envelope.seq, envelope.deadline)
+        if self.emit.enabled:
+            self.emit(
+                EventKind.MESSAGE_ACCEPTED, actor.session_id, envelope.seq,
+                data={"deadline": envelope.deadline, "message": envelope.message},
+            )

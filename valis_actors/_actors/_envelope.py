@@ -1,0 +1,85 @@
+"""One message on its way through a session actor, and the slot for its reply."""
+
+from __future__ import annotations
+
+import enum
+
+import anyio
+
+from .._cascade import Delivery
+from .._messages import Reply, Turn
+from .._personas import Persona
+
+__all__ = ["PARK", "Envelope", "EnvelopeState"]
+
+
+class EnvelopeState(enum.Enum):
+    QUEUED = 0
+    RUNNING = 1
+    DONE = 2
+    DROPPED = 3
+
+
+class Envelope:
+    """One message on its way through a session actor, and the slot for its reply."""
+
+    __slots__ = (
+        "abandoned",
+        "deadline",
+        "delivery",
+        "done",
+        "error",
+        "history",
+        "message",
+        "persona",
+        "reply",
+        "scope",
+        "seq",
+        "started",
+        "state",
+        "system_prompt",
+    )
+
+    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: anyio.Event) -> None:
+        self.persona = persona
+        self.message = message
+        self.started = started
+        self.deadline = deadline
+        self.done = done
+        self.abandoned = False
+        self.state = EnvelopeState.QUEUED
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.seq = -1
+        self.delivery: Delivery | None = None
+        # Caller-supplied context (the HTTP server passes the client's history and system prompt).
+        self.history: tuple[Turn, ...] | None = None
+        self.system_prompt: str | None = None
+
+    def abandon(self) -> bool:
+        """The caller gave up. True if the message was still queued (it is dropped, never started);
+        a running message has its cancel scope cancelled instead."""
+        self.abandoned = True
+        if self.state is EnvelopeState.QUEUED:
+            self.state = EnvelopeState.DROPPED
+            return True
+        if self.state is EnvelopeState.RUNNING and self.scope is not None:
+            self.scope.cancel()
+        return False
+
+    def fail(self, error: BaseException) -> None:
+        """Complete the envelope with an error for its caller."""
+        if self.state is not EnvelopeState.DROPPED:
+            self.state = EnvelopeState.DONE
+        self.error = error
+        self.done.set()
+
+
+class _Park:
+    """The janitor's token: "end your task if your mailbox is empty"."""
+
+    __slots__ = ()
+
+
+PARK = _Park()

@@ -1,0 +1,11 @@
+"""Conversation memory: the memory actor that owns the store, and the stores.
+
+``_actor`` is the one task that talks to the store (batched commits, trims);
+``_store`` defines the store interface and the process-local store; ``_sqlite`` is
+the durable default (imported only when it is used: sqlite3 stays out of start-up).
+"""
+
+from ._actor import Memory as Memory
+from ._actor import open_memory as open_memory
+
+__all__ = ["Memory", "open_memory"]
