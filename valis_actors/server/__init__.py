@@ -10,6 +10,7 @@ from ._app import create_app as create_app
 from ._errors import ApiError as ApiError
 from ._requests import ChatRequest as ChatRequest
 from ._requests import pair_turns as pair_turns
+from ._serve import ServerHandle as ServerHandle
 from ._serve import check_exposure as check_exposure
 from ._serve import run_server as run_server
 from ._serve import serve as serve
@@ -22,6 +23,7 @@ __all__ = [
     "ApiError",
     "ChatRequest",
     "ResolvedSession",
+    "ServerHandle",
     "ServerSettings",
     "check_exposure",
     "create_app",

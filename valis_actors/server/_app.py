@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -42,11 +43,11 @@ EXPOSED_HEADERS = ["x-valis-provider", "x-valis-model", "x-valis-session-id", "x
 Hook = Callable[[va.RuntimeEvent], None]
 
 
-def _tracing_hook(config: va.Config) -> Hook | None:
+def _tracing_hook(config: va.Config, tracer_provider: Any) -> Hook | None:
     try:
         from valis_actors.observability import OpenTelemetryTracing
 
-        return OpenTelemetryTracing(config)
+        return OpenTelemetryTracing(config, tracer_provider=tracer_provider)
     except ImportError:  # the otel extra is not installed: no spans
         return None
 
@@ -57,6 +58,7 @@ def create_app(
     settings: ServerSettings | None = None,
     event_hook: Hook | None = None,
     tracing: bool = True,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """The VALIS HTTP server as an ASGI app (serve it with Hypercorn, or mount it).
 
@@ -67,6 +69,7 @@ def create_app(
             ``config`` is None too) or the defaults, plus ``$VALIS_SERVER_API_KEYS``.
         event_hook: Also called with every runtime event (after metrics and tracing).
         tracing: Emit OpenTelemetry spans when ``opentelemetry-api`` is installed.
+        tracer_provider: An OpenTelemetry ``TracerProvider``; the global one by default.
 
     The runtime opens in the app's lifespan: a server that runs lifespan (Hypercorn,
     uvicorn) is needed, or, when mounting, enter ``app.router.lifespan_context(app)``
@@ -78,7 +81,7 @@ def create_app(
     if settings is None:
         settings = ServerSettings.from_dict({})
     metrics = PrometheusMetrics(config)
-    hook = combine_hooks(metrics, _tracing_hook(config) if tracing else None, event_hook)
+    hook = combine_hooks(metrics, _tracing_hook(config, tracer_provider) if tracing else None, event_hook)
     run_config = config
     run_settings = settings
 

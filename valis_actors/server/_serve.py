@@ -1,6 +1,6 @@
 """Serving the app on Hypercorn (asyncio or trio worker), with a graceful drain.
 
-On SIGTERM or SIGINT (or ``stop`` set): the server drains — new requests get 503
+On SIGTERM or SIGINT (or ``ServerHandle.drain()``): the server drains — new requests get 503
 with ``Retry-After``, answers in flight finish (up to ``drain_timeout``) — then
 Hypercorn closes the listener, the lifespan closes the runtime, and the process
 exits 0. A second signal stops at once.
@@ -18,6 +18,10 @@ from collections.abc import Callable
 import anyio
 import sniffio
 from anyio.abc import TaskStatus
+from hypercorn.asyncio.run import worker_serve as asyncio_serve
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 
 import valis_actors as va
@@ -25,7 +29,7 @@ import valis_actors as va
 from ._service import Service
 from ._settings import API_KEYS_ENV, ServerSettings
 
-__all__ = ["check_exposure", "run_server", "serve"]
+__all__ = ["ServerHandle", "check_exposure", "run_server", "serve"]
 
 logger = logging.getLogger("valis_actors.server")
 
@@ -54,15 +58,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _Stop:
-    def __init__(self) -> None:
-        self.drain = anyio.Event()
-        self.now = anyio.Event()
+class ServerHandle:
+    """A running server: its URL, and the drain switch that signals also press.
 
-    def request(self) -> None:
-        if self.drain.is_set():
-            self.now.set()
-        self.drain.set()
+    Attributes:
+        url: ``http://host:port`` (the API is under ``/v1``).
+    """
+
+    def __init__(self, url: str, app: Starlette) -> None:
+        self.url = url
+        self.app = app
+        self._drain = anyio.Event()
+        self._now = anyio.Event()
+
+    def drain(self) -> None:
+        """Start the drain now (new requests get 503 from this call on); a second call stops at once."""
+        if self._drain.is_set():
+            self._now.set()
+        service = self.app.state.valis
+        if isinstance(service, Service):
+            service.draining = True
+        self._drain.set()
 
 
 async def run_server(
@@ -70,20 +86,16 @@ async def run_server(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    stop: anyio.Event | None = None,
     handle_signals: bool = True,
     announce: Callable[[str], None] | None = None,
-    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[ServerHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` until a signal (or ``stop``), then drain and return.
+    """Serve ``app`` until SIGTERM/SIGINT (or ``ServerHandle.drain()``), drain, and return.
 
     Works on asyncio and trio (the matching Hypercorn worker). ``task_status.started``
-    gets the URL once the socket listens (port 0 picks a free port).
+    gets a ``ServerHandle`` once the socket listens (port 0 picks a free port);
+    requests sent before the lifespan has started wait in the listen backlog.
     """
-    from hypercorn.config import Config as HypercornConfig
-    from hypercorn.config import Sockets
-    from hypercorn.utils import wrap_app
-
     settings: ServerSettings = app.state.valis_settings
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=1024)
@@ -95,10 +107,10 @@ async def run_server(
     config.accesslog = None
     config.keep_alive_timeout = 75.0  # above the usual client pool idle times
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
-    stopper = _Stop()
+    handle = ServerHandle(url, app)
 
     async def shutdown_trigger() -> None:
-        await stopper.drain.wait()
+        await handle._drain.wait()
         service = app.state.valis
         if isinstance(service, Service):
             service.draining = True
@@ -108,7 +120,7 @@ async def run_server(
                 async with anyio.create_task_group() as tg:
 
                     async def until_now() -> None:
-                        await stopper.now.wait()
+                        await handle._now.wait()
                         tg.cancel_scope.cancel()
 
                     tg.start_soon(until_now)
@@ -118,11 +130,7 @@ async def run_server(
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
-                stopper.request()
-
-    async def watch_stop(event: anyio.Event) -> None:
-        await event.wait()
-        stopper.request()
+                handle.drain()
 
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
 
@@ -130,25 +138,21 @@ async def run_server(
         # Hypercorn runs in a child task: on asyncio it cancels and un-cancels tasks with
         # asyncio's own calls, which must not reach the task that owns this group.
         if sniffio.current_async_library() == "trio":
-            from hypercorn.trio.run import worker_serve as trio_serve
+            from hypercorn.trio.run import worker_serve as trio_serve  # imports trio: only on trio
 
             sock.listen(1024)
             await trio_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
         else:
-            from hypercorn.asyncio.run import worker_serve as asyncio_serve
-
             await asyncio_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
         tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:
         if handle_signals:
             tg.start_soon(watch_signals)
-        if stop is not None:
-            tg.start_soon(watch_stop, stop)
         tg.start_soon(hypercorn_then_stop)
         if announce is not None:
             announce(url)
-        task_status.started(url)
+        task_status.started(handle)
 
 def serve(
     config_path: str | None = None,
