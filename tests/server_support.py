@@ -105,6 +105,7 @@ async def serve(
 
     app = create_app(config or make_config(), settings=settings or ServerSettings(), event_hook=record,
                      **app_options)
+    failure: BaseException | None = None
     async with anyio.create_task_group() as tg:
         handle: ServerHandle = await tg.start(lambda task_status: run_server(
             app, port=0, handle_signals=False, task_status=task_status))
@@ -114,11 +115,17 @@ async def serve(
             served = Served(handle, events, http)
             try:
                 yield served
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after a clean stop
+                # Raised through the task group it would cancel Hypercorn mid-run, whose
+                # asyncio worker then reports errors of its own that hide this one.
+                failure = exc
+                handle.drain()
             finally:
                 for client in served.clients:
                     await client.close()  # in this backend: a pool closed later would use the wrong one
                 handle.drain()  # run_server returns once drained; the task group waits for it
-
+    if failure is not None:
+        raise failure
 
 def chat_body(message: str = "hello", model: str = "jane", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": message}], **extra}
