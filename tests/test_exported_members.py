@@ -12,7 +12,7 @@ import valis_actors.testing
 def test_all_is_sorted_and_complete() -> None:
     for module in (valis_actors, valis_actors.testing):
         public = {name for name in dir(module) if not name.startswith("_")}
-        public -= {"annotations", "testing", "providers", "cli", "strategies"}
+        public -= {"annotations", "testing", "providers", "cli", "strategies", "server", "observability"}
         assert module.__all__ == sorted(module.__all__)
         assert set(module.__all__) == public, public ^ set(module.__all__)
 

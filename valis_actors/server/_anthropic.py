@@ -29,6 +29,7 @@ __all__ = ["messages"]
 async def messages(request: Request) -> Response:
     """Answer a Messages request as the persona named by ``model``."""
     began = anyio.current_time()
+    metrics = request.app.state.valis_metrics
     try:
         incoming = await read_incoming(request)
         service = incoming.service
@@ -39,9 +40,9 @@ async def messages(request: Request) -> Response:
         )
         accepted = service.accept(chat, incoming.headers, incoming.key, incoming.body)
     except ApiError as exc:
+        metrics.http_request("messages", exc.status, began)
         return error_response(exc, anthropic_body)
     message_id = "msg_" + uuid.uuid4().hex
-    metrics = request.app.state.valis_metrics
 
     async def produce(sender: Sender) -> None:
         if chat.stream:

@@ -48,6 +48,7 @@ async def list_models(request: Request) -> Response:
 async def chat_completions(request: Request) -> Response:
     """Answer a Chat Completions request as the persona named by ``model``."""
     began = anyio.current_time()
+    metrics = request.app.state.valis_metrics
     try:
         incoming = await read_incoming(request)
         service = incoming.service
@@ -58,13 +59,13 @@ async def chat_completions(request: Request) -> Response:
         )
         accepted = service.accept(chat, incoming.headers, incoming.key, incoming.body)
     except ApiError as exc:
+        metrics.http_request("chat.completions", exc.status, began)
         return error_response(exc, openai_body)
     base = {
         "id": "chatcmpl-" + uuid.uuid4().hex,
         "created": int(time.time()),
         "model": chat.persona,
     }
-    metrics = request.app.state.valis_metrics
     if chat.stream:
 
         async def produce(sender: Sender) -> None:
