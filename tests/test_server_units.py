@@ -13,7 +13,14 @@ import pytest
 import valis_actors as va
 import valis_actors.observability
 import valis_actors.server
-from valis_actors.server import ApiError, ChatRequest, ServerSettings, load_server_config, pair_turns, resolve_session
+from valis_actors.server import (
+    ApiError,
+    ChatRequest,
+    ServerSettings,
+    load_server_config,
+    pair_turns,
+    resolve_session,
+)
 from valis_actors.server._flights import FlightTable
 from valis_actors.server._requests import parse_openai
 
