@@ -99,6 +99,10 @@ async def run_server(
     settings: ServerSettings = app.state.valis_settings
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=1024)
+    # Accepted sockets inherit it. asyncio sets it itself only on sockets whose proto is
+    # IPPROTO_TCP (create_server's are 0): without it, keep-alive responses written in two
+    # parts wait ~40 ms for the client's delayed ACK (Nagle).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     bound = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{bound}"
