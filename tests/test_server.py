@@ -94,8 +94,12 @@ GATE = {"name": "gate", "type": "test_gate"}
 async def test_models_lists_every_persona() -> None:
     async with serve() as srv:
         models = await srv.openai().models.list()
+        one = await srv.openai().models.retrieve("jane")
+        with pytest.raises(openai.NotFoundError):
+            await srv.openai().models.retrieve("nobody")
     ids = [m.id for m in models.data]
     assert ids == sorted(ids) and {"jane", "coach_emma", "guide_sam", "advisor_alex"} <= set(ids)
+    assert one.id == "jane"
 
 
 async def test_chat_completion_names_persona_and_the_real_provider() -> None:

@@ -1,6 +1,6 @@
 """``create_app``: the Starlette app, with the runtime opened in its lifespan.
 
-Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/messages``,
+Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``POST /v1/messages``,
 ``GET /healthz``, ``GET /readyz``, ``GET /metrics``. Unknown paths and methods get
 an OpenAI-style error body, and so does any bug (500, no traceback in the response).
 """
@@ -28,7 +28,7 @@ from valis_actors.observability import PrometheusMetrics, combine_hooks
 from ._anthropic import messages
 from ._errors import ApiError, openai_body
 from ._flights import FlightTable
-from ._openai import chat_completions, list_models
+from ._openai import chat_completions, list_models, retrieve_model
 from ._replies import error_response
 from ._service import Service
 from ._settings import ServerSettings, load_server_config
@@ -112,6 +112,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

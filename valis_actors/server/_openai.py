@@ -28,7 +28,12 @@ from ._requests import parse_openai
 from ._service import Accepted
 from ._streaming import ProducerResponse, Sender, sse
 
-__all__ = ["chat_completions", "list_models"]
+__all__ = ["chat_completions", "list_models", "retrieve_model"]
+
+
+def _model(persona: va.Persona) -> dict[str, Any]:
+    return {"id": persona.id, "object": "model", "created": 0, "owned_by": "valis", "name": persona.name,
+            "description": persona.description}
 
 
 async def list_models(request: Request) -> Response:
@@ -38,11 +43,19 @@ async def list_models(request: Request) -> Response:
         service.authenticate({k.lower(): v for k, v in request.headers.items()})
     except ApiError as exc:
         return error_response(exc, openai_body)
-    data = [
-        {"id": p.id, "object": "model", "created": 0, "owned_by": "valis", "name": p.name, "description": p.description}
-        for p in sorted(service.runtime.personas, key=lambda p: p.id)
-    ]
+    data = [_model(p) for p in sorted(service.runtime.personas, key=lambda p: p.id)]
     return Response(json.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def retrieve_model(request: Request) -> Response:
+    """One persona as a model (an alias answers with the persona's own id)."""
+    try:
+        service = service_of(request)
+        service.authenticate({k.lower(): v for k, v in request.headers.items()})
+        persona = service.persona(request.path_params["model_id"])
+    except ApiError as exc:
+        return error_response(exc, openai_body)
+    return Response(json.dumps(_model(persona)), media_type="application/json")
 
 
 async def chat_completions(request: Request) -> Response:
