@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import _common as c
@@ -190,8 +191,10 @@ def litellm_proxy(python: str, upstream: str) -> Iterator[tuple[str, int]]:
             f"      api_base: {upstream}/v1\n      api_key: sk-bench-not-a-real-key\n"
             "litellm_settings:\n  num_retries: 0\n"
         )
-    env = c.child_env(LITELLM_LOCAL_MODEL_COST_MAP="True")
-    proc = subprocess.Popen([python, "-m", "litellm", "--config", f.name, "--port", str(port)],
+    # No master key (local only, as valis serve without keys); no cost map download.
+    env = c.child_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true")
+    script = str(Path(python).parent / "litellm")
+    proc = subprocess.Popen([python, script, "--config", f.name, "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
