@@ -59,48 +59,55 @@ class OpenTelemetryTracing:
 
     def __call__(self, event: va.RuntimeEvent) -> None:
         kind = event.kind
-        key = (event.session_id, event.seq)
-        trace = self._trace
         if kind == va.EventKind.MESSAGE_ACCEPTED:
-            attributes = {"gen_ai.operation.name": "invoke_agent", **self._base(event)}
-            # Parented on whatever span is current in the caller (an HTTP request's span).
-            self._messages[key] = self._tracer.start_span("invoke_agent", attributes=attributes)
+            self._message_accepted(event)
         elif kind == va.EventKind.ATTEMPT_STARTED:
-            parent = self._messages.get(key)
-            context = trace.set_span_in_context(parent) if parent is not None else None
-            provider_type, model = self._providers.get(event.provider or "", (event.provider or "", ""))
-            local = provider_type in _LOCAL_TYPES
-            attributes = {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": provider_type,
-                "gen_ai.request.model": model,
-                "valis.provider": event.provider or "",
-                **self._base(event),
-            }
-            span = self._tracer.start_span(
-                f"chat {model}", context=context, attributes=attributes,
-                kind=trace.SpanKind.INTERNAL if local else trace.SpanKind.CLIENT,
-            )
-            self._attempts[(event.session_id, event.seq, event.provider)] = span
+            self._attempt_started(event)
         elif kind == va.EventKind.ATTEMPT_FINISHED:
-            done = self._attempts.pop((event.session_id, event.seq, event.provider), None)
-            if done is not None:
-                span = done
-                outcome = str(event.data.get("outcome", ""))
-                span.set_attribute("valis.outcome", outcome)
-                if outcome != "success":
-                    span.set_attribute("error.type", outcome)
-                    span.set_status(trace.Status(trace.StatusCode.ERROR))
-                span.end()
+            self._attempt_finished(event)
         elif kind in (va.EventKind.REPLY_DELIVERED, va.EventKind.MESSAGE_FAILED, va.EventKind.MESSAGE_DROPPED):
-            ended = self._messages.pop(key, None)
-            if ended is None:
-                return
-            span = ended
-            if kind == va.EventKind.REPLY_DELIVERED:
-                span.set_attribute("valis.provider", event.provider or "")
-                span.set_attribute("valis.fallback_used", bool(event.data.get("fallback_used")))
-            else:
-                span.set_attribute("error.type", "failed" if kind == va.EventKind.MESSAGE_FAILED else "dropped")
-                span.set_status(trace.Status(trace.StatusCode.ERROR))
-            span.end()
+            self._message_ended(event)
+
+    def _message_accepted(self, event: va.RuntimeEvent) -> None:
+        attributes = {"gen_ai.operation.name": "invoke_agent", **self._base(event)}
+        # Parented on whatever span is current in the caller (an HTTP request's span).
+        self._messages[(event.session_id, event.seq)] = self._tracer.start_span("invoke_agent", attributes=attributes)
+
+    def _attempt_started(self, event: va.RuntimeEvent) -> None:
+        trace = self._trace
+        parent = self._messages.get((event.session_id, event.seq))
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        provider_type, model = self._providers.get(event.provider or "", (event.provider or "", ""))
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider_type,
+            "gen_ai.request.model": model,
+            "valis.provider": event.provider or "",
+            **self._base(event),
+        }
+        kind = trace.SpanKind.INTERNAL if provider_type in _LOCAL_TYPES else trace.SpanKind.CLIENT
+        span = self._tracer.start_span(f"chat {model}", context=context, attributes=attributes, kind=kind)
+        self._attempts[(event.session_id, event.seq, event.provider)] = span
+
+    def _attempt_finished(self, event: va.RuntimeEvent) -> None:
+        span = self._attempts.pop((event.session_id, event.seq, event.provider), None)
+        if span is None:
+            return
+        outcome = str(event.data.get("outcome", ""))
+        span.set_attribute("valis.outcome", outcome)
+        if outcome != "success":
+            span.set_attribute("error.type", outcome)
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))
+        span.end()
+
+    def _message_ended(self, event: va.RuntimeEvent) -> None:
+        span = self._messages.pop((event.session_id, event.seq), None)
+        if span is None:
+            return
+        if event.kind == va.EventKind.REPLY_DELIVERED:
+            span.set_attribute("valis.provider", event.provider or "")
+            span.set_attribute("valis.fallback_used", bool(event.data.get("fallback_used")))
+        else:
+            span.set_attribute("error.type", "failed" if event.kind == va.EventKind.MESSAGE_FAILED else "dropped")
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))
+        span.end()

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import attrs
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ._errors import ApiError
 from ._service import Service
@@ -44,11 +44,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise too_big
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise too_big
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise too_big
+            parts.append(part)
+    except ClientDisconnect:
+        raise ApiError(400, "the client went away while sending the body", code="client_closed") from None
     return b"".join(parts)
 
 

@@ -37,7 +37,8 @@ def reply_headers(reply: va.Reply | None, accepted: Accepted) -> dict[str, str]:
         headers["x-valis-provider"] = reply.provider
         headers["x-valis-model"] = reply.model or reply.provider
         headers["x-valis-fallback"] = "true" if reply.fallback_used else "false"
-    return {k: v.encode("latin-1", "replace").decode("latin-1") for k, v in headers.items()}
+    # Session ids can come from a JSON body: keep header values to printable ASCII.
+    return {k: "".join(ch if " " <= ch <= "~" else "?" for ch in v) for k, v in headers.items()}
 
 
 def usage_of(reply: va.Reply) -> va.Usage:

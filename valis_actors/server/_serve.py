@@ -95,8 +95,12 @@ async def run_server(
     Works on asyncio and trio (the matching Hypercorn worker). ``task_status.started``
     gets a ``ServerHandle`` once the socket listens (port 0 picks a free port);
     requests sent before the lifespan has started wait in the listen backlog.
+
+    Raises:
+        ConfigError: A non-loopback ``host`` while the app has no API keys.
     """
     settings: ServerSettings = app.state.valis_settings
+    check_exposure(host, settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=1024)
     # Accepted sockets inherit it. asyncio sets it itself only on sockets whose proto is
@@ -109,6 +113,7 @@ async def run_server(
     config = HypercornConfig()
     config.graceful_timeout = 5.0  # in-flight answers are drained before Hypercorn's own timeout starts
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # through logging's handlers, not a second stream
     config.keep_alive_timeout = 75.0  # above the usual client pool idle times
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     handle = ServerHandle(url, app)
