@@ -191,7 +191,7 @@ async def test_drain_refuses_new_requests_and_finishes_in_flight() -> None:
             gate.release.set()
     first, new, ready = results["first"], results["new"], results["ready"]
     assert first.status_code == 200 and first.json()["choices"][0]["message"]["content"] == "Hello world"
-    assert new.status_code == 503 and new.headers["retry-after"] == "5"
+    assert new.status_code == 503 and new.headers["retry-after"] == "5" and new.headers["x-should-retry"] == "true"
     assert new.json()["error"]["code"] == "shutting_down"
     assert ready.status_code == 503 and ready.json()["status"] == "draining"
     assert gate.calls == 1
@@ -227,6 +227,20 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Any, backend: str) -> Non
             code = await process.wait()
     assert answer.status_code == 200
     assert code == 0
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from valis_actors import cli
+
+    config = tmp_path / "config.json"
+    config.write_text('{"memory": {"backend": "memory"}}')
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code = cli.main(["serve", "--port", str(port), "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 
 def make_config_json() -> str:

@@ -102,7 +102,10 @@ async def run_server(
     settings: ServerSettings = app.state.valis_settings
     check_exposure(host, settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=1024)
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise va.ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
     # Accepted sockets inherit it. asyncio sets it itself only on sockets whose proto is
     # IPPROTO_TCP (create_server's are 0): without it, keep-alive responses written in two
     # parts wait ~40 ms for the client's delayed ACK (Nagle).
