@@ -182,3 +182,16 @@ async def test_the_last_subscriber_leaving_cancels_the_flight() -> None:
         await flight.done.wait()
     assert isinstance(flight.error, ApiError) and flight.error.code == "client_closed"
     assert len(table) == 0 and table.idle.is_set()
+
+
+def test_server_and_observability_use_only_the_public_api() -> None:
+    """The layers: the server and the hooks sit on ``valis_actors``' public names, never its privates."""
+    import ast
+
+    root = Path(valis_actors.__file__).parent
+    for path in [*(root / "server").glob("*.py"), *(root / "observability").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level >= 2 or (node.level == 0 and module.startswith("valis_actors.")):
+                    assert module in ("valis_actors.observability",), f"{path.name} imports {module!r}"
