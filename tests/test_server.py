@@ -19,6 +19,7 @@ import pytest
 
 import valis_actors as va
 from valis_actors.server import ServerSettings
+from valis_actors.testing import EventRecorder
 
 from .server_support import chat_body, make_config, serve
 
@@ -267,6 +268,9 @@ async def test_one_session_is_answered_in_order_never_two_at_once() -> None:
     for before, after in itertools.pairwise(calls):
         assert before.ended is not None and after.started >= before.ended  # never overlapping
     assert max(c.concurrency for c in calls) == 1
+    recorder = EventRecorder(list(srv.events))
+    recorder.check_fifo()
+    recorder.check_exactly_once()
 
 
 async def test_different_sessions_run_in_parallel() -> None:
@@ -338,3 +342,4 @@ async def test_sdk_retry_after_a_timeout_is_answered_once() -> None:
     assert result.choices[0].message.content == "scripted: hi"
     assert [c.outcome for c in calls] == ["cancelled", "answer"]  # the timed-out attempt was cancelled
     assert delivered == 1
+    EventRecorder(list(srv.events)).check_exactly_once()  # the first dropped, the retry answered
