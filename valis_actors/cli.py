@@ -7,7 +7,7 @@
     valis forget SESSION [--config PATH]
     valis config check [PATH]
     valis config schema
-    valis serve [--host 127.0.0.1] [--port 8000] [--config PATH]   (needs valis_actors[server])
+    valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--config PATH]
 
 Errors are one clear line on stderr and a non-zero exit (2 for bad config or
 input), never a traceback.

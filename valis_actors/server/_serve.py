@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable
 
 import anyio
-import sniffio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio.run import worker_serve as asyncio_serve
 from hypercorn.config import Config as HypercornConfig
@@ -56,6 +55,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _on_trio() -> bool:
+    try:
+        import sniffio
+    except ImportError:  # sniffio comes with trio: without it, there is no trio
+        return False
+    return bool(sniffio.current_async_library() == "trio")
 
 
 class ServerHandle:
@@ -149,7 +156,7 @@ async def run_server(
     async def hypercorn_then_stop() -> None:
         # Hypercorn runs in a child task: on asyncio it cancels and un-cancels tasks with
         # asyncio's own calls, which must not reach the task that owns this group.
-        if sniffio.current_async_library() == "trio":
+        if _on_trio():
             from hypercorn.trio.run import worker_serve as trio_serve  # imports trio: only on trio
 
             sock.listen(1024)
