@@ -57,6 +57,7 @@ class ProducerResponse(Response):
     """
 
     def __init__(self, producer: Producer, on_done: Callable[[int], None] | None = None) -> None:
+        # No Response.__init__: the status and headers are the producer's to choose, later.
         self.producer = producer
         self.on_done = on_done
         self.background = None
