@@ -60,6 +60,7 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
+        """``x-should-retry`` and ``retry-after``, as set."""
         out = {}
         if self.retry is not None:
             out["x-should-retry"] = "true" if self.retry else "false"
@@ -69,12 +70,14 @@ class ApiError(Exception):
 
 
 def openai_body(error: ApiError) -> bytes:
+    """``{"error": {"message", "type", "param", "code"}}``."""
     return json.dumps(
         {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
     ).encode()
 
 
 def anthropic_body(error: ApiError) -> bytes:
+    """``{"type": "error", "error": {"type", "message"}}``."""
     kind = _ANTHROPIC_TYPES.get(error.type, "api_error")
     if error.status == 403:
         kind = "permission_error"
