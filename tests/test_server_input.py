@@ -264,3 +264,53 @@ def test_valis_error_map_covers_every_error_a_caller_can_get() -> None:
     for cls in subclasses(va.ValisError):
         if cls.__module__.startswith("valis_actors."):
             assert any(issubclass(cls, mapped) for mapped in ERROR_MAP), cls
+
+
+@va.register_provider("test_stubborn")
+class StubbornProvider(va.BaseProvider):
+    """Holds its answer until released, deaf to the deadline: the session stays busy."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+
+    async def get_response(self, request: va.ProviderRequest) -> va.ProviderResponse:
+        self.entered.set()
+        with anyio.CancelScope(shield=True), anyio.fail_after(10):
+            await self.release.wait()
+        return va.ProviderResponse("late", "stubborn")
+
+
+async def test_a_full_mailbox_is_a_429_that_says_retry() -> None:
+    accepted = anyio.Event()
+    count = 0
+
+    def hook(event: va.RuntimeEvent) -> None:
+        nonlocal count
+        if event.kind == va.EventKind.MESSAGE_ACCEPTED:
+            count += 1
+            if count == 2:
+                accepted.set()
+
+    config = make_config({"name": "stubborn", "type": "test_stubborn"}, session={"mailbox_size": 1},
+                         response_deadline=0.5)
+    results: dict[str, Any] = {}
+    async with serve(config, hook=hook) as srv:
+        gate = srv.provider("stubborn")
+        headers = {"X-Session-Id": "busy"}
+
+        async def post(name: str) -> None:
+            results[name] = await srv.http.post("/v1/chat/completions", json=chat_body(name), headers=headers)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(post, "running")
+            await gate.entered.wait()
+            tg.start_soon(post, "queued")
+            await accepted.wait()  # the mailbox (size 1) is full now
+            await post("refused")  # waits for space until its deadline, then gives up
+            gate.release.set()
+    refused = results["refused"]
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "session_busy"
+    assert refused.headers["x-should-retry"] == "true" and refused.headers["retry-after"] == "5"
+    assert results["running"].status_code == 200
