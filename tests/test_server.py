@@ -112,6 +112,7 @@ async def test_chat_completion_names_persona_and_the_real_provider() -> None:
     assert completion.model == "jane"
     assert completion.choices[0].message.content == "scripted: hello there"
     assert completion.system_fingerprint == "valis:scripted/scripted-model"
+    assert completion.model_extra is not None and completion.model_extra["valis"]["provider"] == "scripted"
     assert raw.headers["x-valis-provider"] == "scripted" and raw.headers["x-valis-model"] == "scripted-model"
     assert completion.usage is not None and completion.usage.completion_tokens == 3
 
