@@ -23,6 +23,7 @@ SCRIPTS = (
     "bench_import",
     "bench_cascade",
     "bench_memory",
+    "bench_server",
 )
 
 

@@ -7,6 +7,7 @@
     valis forget SESSION [--config PATH]
     valis config check [PATH]
     valis config schema
+    valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--config PATH]
 
 Errors are one clear line on stderr and a non-zero exit (2 for bad config or
 input), never a traceback.
@@ -55,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("session")
     forget = with_config(sub.add_parser("forget", help="delete a session's conversation"))
     forget.add_argument("session")
+
+    serve = with_config(sub.add_parser("serve", help="serve the personas over HTTP (OpenAI and Anthropic APIs)"))
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    serve.add_argument("--backend", choices=("asyncio", "trio"), default=None, dest="serve_backend",
+                       help="event loop to run on")
 
     config = sub.add_parser("config", help="check the config or print its JSON Schema")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -127,6 +134,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 print(json.dumps(config_schema(), indent=2), file=out)
                 return 0
             return _config_check(args, out)
+        if args.command == "serve":
+            try:
+                from ..server import serve
+            except ImportError as exc:
+                raise ConfigError(f"valis serve needs the server extra: pip install 'valis_actors[server]' ({exc})") from None
+            return serve(args.config, host=args.host, port=args.port, backend=args.serve_backend or args.backend)
         commands = {"ask": _ask, "personas": _personas, "history": _history, "forget": _history}
         if args.command == "chat":
             from ._chat import chat
