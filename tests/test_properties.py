@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import valis_actors as va
@@ -152,5 +152,8 @@ async def run_program(program: list[Any]) -> None:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=st.lists(operations, min_size=1, max_size=40))
+# Seven senders on a 3-message mailbox: senders that waited for space used to be numbered
+# when they resumed, which trio's shuffled scheduling made differ from mailbox order.
+@example(program=[Burst((Send("s", "0", None),) * 2), *[Send("s", "0", None)] * 3, Cancel(0), Burst((Send("s", "0", None),) * 2)])
 def test_invariants_hold_for_any_program(backend: str, program: list[Any]) -> None:
     run_on_virtual_time(run_program, program, backend=backend)

@@ -107,14 +107,15 @@ class SessionContext:
     def accept(self, actor: SessionActor, envelope: Envelope) -> None:
         """Number an envelope that entered a mailbox. Idempotent.
 
-        Called by the caller once its send returned, and by the actor when it takes
-        the envelope: after a blocking send the actor may take it before the caller
-        resumes, and the bookkeeping must precede the message's start.
+        Called by the caller right after its ``send_nowait`` succeeded (no await in
+        between, so numbers follow mailbox order), and by the actor when it takes an
+        envelope (a safety net: the bookkeeping must precede the message's start).
         """
-        if envelope.seq >= 0:
+        if envelope.accepted:
             return
+        envelope.accepted = True
         book = self.book
-        envelope.seq = book.accepted  # runtime-wide, increasing in acceptance order
+        envelope.seq = book.accepted  # runtime-wide, increasing in mailbox order
         book.accepted += 1
         actor.note_accepted(envelope.seq, envelope.deadline)
         if self.emit.enabled:

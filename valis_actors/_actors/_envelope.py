@@ -25,6 +25,7 @@ class Envelope:
 
     __slots__ = (
         "abandoned",
+        "accepted",
         "deadline",
         "delivery",
         "done",
@@ -51,7 +52,8 @@ class Envelope:
         self.reply: Reply | None = None
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
-        self.seq = -1
+        self.seq = -1  # numbered in mailbox order (see SessionContext.accept)
+        self.accepted = False
         self.delivery: Delivery | None = None
         # Caller-supplied context (the HTTP server passes the client's history and system prompt).
         self.history: tuple[Turn, ...] | None = None

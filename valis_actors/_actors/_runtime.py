@@ -305,11 +305,22 @@ class Runtime(metaclass=NoPublicConstructor):
         return actor
 
     async def _send_with_backpressure(self, actor: SessionActor, envelope: Envelope) -> None:
+        # Not `await send()`: a sender blocked in the stream enters the mailbox when the
+        # actor takes an item, but resumes whenever the scheduler says (trio shuffles),
+        # so its number would not follow mailbox order. Waiters retry send_nowait when
+        # the actor frees space, and are numbered at once by the caller (see _enqueue).
         wait = envelope.deadline - self._now()
         try:
             with anyio.move_on_after(wait):
-                await actor.send.send(envelope)
-                return
+                while True:
+                    await actor.space_freed().wait()
+                    try:
+                        actor.send.send_nowait(envelope)
+                    except anyio.WouldBlock:
+                        continue  # another waiter took the space
+                    if not actor.running:
+                        self._start(actor)
+                    return
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise RuntimeClosedError("the runtime closed while this message waited for mailbox space") from None
         raise MailboxFullError(

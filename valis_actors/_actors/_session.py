@@ -56,6 +56,7 @@ class SessionActor:
         "_receive",
         "_restarts",
         "_running",
+        "_space",
         "failed",
         "failed_until",
         "idle_since",
@@ -80,6 +81,19 @@ class SessionActor:
         self.failed_until = 0.0
         self.idle_since: float | None = None  # when the mailbox last ran empty
         self.running = False  # whether a task is processing (or waiting on) the mailbox
+        self._space: anyio.Event | None = None  # set when the actor takes a message (senders wait)
+
+    def space_freed(self) -> anyio.Event:
+        """An event set the next time the actor takes a message from its mailbox (or closes)."""
+        if self._space is None:
+            self._space = anyio.Event()
+        return self._space
+
+    def _took(self) -> None:
+        space = self._space
+        if space is not None:
+            self._space = None
+            space.set()
 
     def note_accepted(self, seq: int, deadline: float) -> None:
         """A message was put in the mailbox: make sure FIFO never makes it late.
@@ -144,6 +158,7 @@ class SessionActor:
                         envelope = await receive.receive()
                     finally:
                         book.waiting.discard(self)
+                self._took()
                 if isinstance(envelope, _Park):
                     if self.depth():
                         continue  # messages came in behind the token: keep going
@@ -152,7 +167,7 @@ class SessionActor:
                     book.parked.append((self.idle_since if self.idle_since is not None else now(), self))
                     return
                 self.idle_since = None
-                if envelope.seq < 0:
+                if not envelope.accepted:
                     context.accept(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
                     continue
@@ -368,5 +383,6 @@ class SessionActor:
     def close(self) -> None:
         """Close the mailbox of a parked actor (no task is there to do it)."""
         self.send.close()
+        self._took()  # waiting senders wake up and find it closed
         if not self.running:
             self._fail_queued()
