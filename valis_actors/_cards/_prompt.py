@@ -48,7 +48,7 @@ class CardPrompt:
         post_history: What goes after the history (``""`` when none): a final system message,
             or appended to ``system`` by providers that take one system text.
         examples_dropped: Example dialogues pruned to fit ``max_tokens``.
-        lore: The lorebook entries inserted, in prompt order (their expanded contents).
+        lore: The lorebook entries inserted (expanded), in insertion order, wherever each was placed.
     """
 
     system: str
