@@ -25,9 +25,9 @@ from ._prompt import DEFAULT_USER, CardPrompt, greeting_for_session, render_card
 
 __all__ = ["CardPersona", "card_language_patterns", "card_persona_id", "card_to_persona"]
 
+# Not the nickname: a V1/V2 card may carry one that only counts once the card is exported as V3.
 _HASHED = (
     "name",
-    "nickname",
     "description",
     "personality",
     "scenario",
