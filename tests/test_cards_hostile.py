@@ -109,6 +109,8 @@ def test_bad_crc_on_the_card_chunk_is_refused() -> None:
         (b"[" * 200_000, "nests too deeply|deeper than"),
         (b'{"name": 1' + b"1" * 5000 + b"}", "unreadable value"),
         (b'"just a string"', "must be a JSON object"),
+        (b'{"name": "M", "extensions": {"x": 1e400}}', "out of range"),
+        (b'{"name": "M", "extensions": {"x": NaN}}', "NaN is not JSON"),
     ],
 )
 def test_broken_json_is_named_with_the_file(data: bytes, match: str) -> None:

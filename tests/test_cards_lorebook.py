@@ -7,7 +7,8 @@ from typing import Any
 
 from tests.test_cards_build import v2
 from valis_actors._cards import Lorebook, parse_card_bytes, render_card_prompt, render_lore, select_entries
-from valis_actors._cards._lorebook import parse_book, parse_decorators
+from valis_actors._cards._decorators import parse_decorators
+from valis_actors._cards._lorebook import parse_book
 
 
 def book(*entries: dict[str, Any], **fields: Any) -> Lorebook:

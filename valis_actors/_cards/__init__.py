@@ -70,6 +70,7 @@ __all__ = [
     "card_to_json",
     "card_to_persona",
     "card_to_png",
+    "estimate_tokens",
     "expand_macros",
     "export_card",
     "greeting_for_session",

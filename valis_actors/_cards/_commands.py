@@ -18,7 +18,7 @@ from ._limits import DEFAULT_LIMITS, CardLimits
 from ._persona import CardPersona
 from ._png import PNG_SIGNATURE
 from ._prompt import DEFAULT_USER, render_card_prompt
-from ._read import parse_card_bytes, read_card
+from ._read import parse_card_bytes, read_card, read_card_bytes
 from ._write import card_to_json, card_to_png
 
 __all__ = ["CARD_SUFFIXES", "ImportResult", "export_card", "import_cards", "load_card_persona", "show_card"]
@@ -97,9 +97,7 @@ def import_cards(
     for given in paths:
         source = Path(given)
         try:
-            data = source.read_bytes() if source.stat().st_size <= limits.max_charx_bytes else b""
-            if not data:
-                raise CardError(source.name, "the file is empty or over the size limit")
+            data = read_card_bytes(source, limits=limits)
             persona = CardPersona.from_card(parse_card_bytes(data, source.name, limits=limits))
             target = folder / f"{persona.persona.id}{_suffix(data)}"
             if target.exists() and target.read_bytes() == data:
@@ -138,10 +136,11 @@ def export_card(
     """
     if fmt not in ("json", "png"):
         raise CardError(Path(card_file).name, f"unknown export format {fmt!r}; use json or png")
-    card = read_card(card_file, limits=limits)
+    data = read_card_bytes(card_file, limits=limits)
+    card = parse_card_bytes(data, Path(card_file).name, limits=limits)
     if fmt == "json":
         return card_to_json(card, spec=spec)
-    image = Path(card_file).read_bytes() if Path(card_file).suffix.lower() in (".png", ".apng") else None
+    image = data if data.startswith(PNG_SIGNATURE) else None  # the card's own picture
     return card_to_png(card, image, limits=limits)
 
 

@@ -17,15 +17,15 @@ ones fall through to their ``@@@`` fallbacks or are ignored.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from ._decorators import parse_decorators
 from ._error import CardError
+from ._keys import ScanText, any_key
 
 __all__ = [
     "DEFAULT_SCAN_DEPTH",
@@ -39,34 +39,6 @@ __all__ = [
 
 DEFAULT_SCAN_DEPTH = 2  # SillyTavern's default when a book does not say
 _RECURSION_ROUNDS = 3
-_MAX_PATTERN = 300
-_REGEX_KEY = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
-# A quantified group that itself holds a quantifier, e.g. (a+)+ : catastrophic backtracking.
-_NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
-_HONOURED = {
-    "activate",
-    "dont_activate",
-    "scan_depth",
-    "additional_keys",
-    "exclude_keys",
-    "activate_only_after",
-    "activate_only_every",
-    "position",
-    "ignore_on_max_context",
-}
-_RECOGNIZED = _HONOURED | {
-    "depth",
-    "instruct_depth",
-    "reverse_depth",
-    "reverse_instruct_depth",
-    "role",
-    "instruct_scan_depth",
-    "is_greeting",
-    "is_user_icon",
-    "disable_ui_prompt",
-    "keep_activate_after_match",
-    "dont_activate_after_match",
-}
 _PLACEMENTS = {
     "before_char": "before_char",
     "after_char": "after_char",
@@ -115,30 +87,6 @@ class Lorebook:
     scan_depth: int | None = None
     token_budget: int | None = None
     recursive_scanning: bool = False
-
-
-def parse_decorators(content: str) -> tuple[dict[str, str], str]:
-    """Split the leading ``@@`` lines off ``content``: (first value per known decorator, the rest)."""
-    lines = content.split("\n")
-    found: dict[str, str] = {}
-    pending = False  # the previous @@ decorator was unknown: its @@@ fallbacks are candidates
-    count = 0
-    for line in lines:
-        stripped = line.strip()
-        if not stripped.startswith("@@"):
-            break
-        count += 1
-        fallback = stripped.startswith("@@@")
-        name, _, value = stripped.lstrip("@").partition(" ")
-        name = name.lower()
-        if fallback and not pending:
-            continue
-        if name in _RECOGNIZED:
-            found.setdefault(name, value.strip())
-            pending = False
-        else:
-            pending = True
-    return found, "\n".join(lines[count:]).strip("\n")
 
 
 def _bool(value: object, default: bool, source: str, path: str) -> bool:
@@ -213,35 +161,8 @@ def parse_book(obj: object, source: str, path: str) -> Lorebook:
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
-    # Card authors are not trusted: long or nested-quantifier patterns are treated as invalid,
-    # which the spec says means "no match". A heuristic, not a proof against every slow regex.
-    if len(pattern) > _MAX_PATTERN or _NESTED_QUANTIFIER.search(pattern):
-        return None
-    try:
-        return re.compile(pattern, flags)
-    except (re.error, RecursionError, OverflowError, ValueError):
-        return None
-
-
-def _matches(key: str, text: str, entry: LoreEntry) -> bool:
-    if not key:
-        return False
-    slashed = _REGEX_KEY.match(key)
-    if slashed or entry.use_regex:
-        pattern, letters = (slashed.group(1), slashed.group(2)) if slashed else (key, "")
-        # A /pattern/flags key says its own case rule; a bare regex key follows case_sensitive.
-        ignore_case = "i" in letters if slashed else not entry.case_sensitive
-        flags = re.IGNORECASE if ignore_case else 0
-        flags |= (re.MULTILINE if "m" in letters else 0) | (re.DOTALL if "s" in letters else 0)
-        compiled = _compile(pattern, flags)
-        return compiled is not None and compiled.search(text) is not None
-    return key in text if entry.case_sensitive else key.casefold() in text.casefold()
-
-
-def _any(keys: Sequence[str], text: str, entry: LoreEntry) -> bool:
-    return any(_matches(k, text, entry) for k in keys)
+def _any(keys: Sequence[str], scan: ScanText, entry: LoreEntry) -> bool:
+    return any_key(keys, scan, use_regex=entry.use_regex, case_sensitive=entry.case_sensitive)
 
 
 def _int_decorator(entry: LoreEntry, name: str) -> int | None:
@@ -251,7 +172,7 @@ def _int_decorator(entry: LoreEntry, name: str) -> int | None:
         return None
 
 
-def _activated(entry: LoreEntry, window: str, turns: int | None) -> bool:
+def _activated(entry: LoreEntry, window: ScanText, turns: int | None) -> bool:
     deco = entry.decorators
     if "activate" in deco:
         return True
@@ -296,12 +217,16 @@ def select_entries(
     extra = ""
     for _ in range(_RECURSION_ROUNDS if book.recursive_scanning else 1):
         added = False
+        windows: dict[int, ScanText] = {}  # one text (and one case-folded copy) per scan depth
         for entry in candidates:
             if entry.index in active:
                 continue
             depth = _int_decorator(entry, "scan_depth")
             depth = default_depth if depth is None else max(0, depth)
-            window = "\n".join(messages[len(messages) - depth :] if depth else ()) + extra
+            window = windows.get(depth)
+            if window is None:
+                recent = messages[len(messages) - depth :] if depth else ()
+                window = windows[depth] = ScanText("\n".join(recent) + extra)
             if _activated(entry, window, assistant_turns):
                 active[entry.index] = entry
                 added = True

@@ -162,10 +162,21 @@ class CardPersona:
         messages: Sequence[str] = (),
         seed: str = "",
         max_tokens: int | None = None,
+        assistant_turns: int | None = None,
     ) -> CardPrompt:
-        """The card's prompt for one message (see ``render_card_prompt``)."""
+        """The card's prompt for one message (see ``render_card_prompt`` for the arguments).
+
+        For a runtime message: ``messages`` are the history's texts (user, assistant, ...) then the
+        new message, ``assistant_turns`` the number of history turns, ``seed`` the message number.
+        """
         return render_card_prompt(
-            self.card, user=user, session_id=session_id, seed=seed, messages=messages, max_tokens=max_tokens
+            self.card,
+            user=user,
+            session_id=session_id,
+            seed=seed,
+            messages=messages,
+            max_tokens=max_tokens,
+            assistant_turns=assistant_turns,
         )
 
     def greeting(self, session_id: str, *, user: str = DEFAULT_USER) -> str:

@@ -25,7 +25,7 @@ from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
 from ._png import PNG_SIGNATURE, read_card_chunks
 
-__all__ = ["decode_card_json", "parse_card_bytes", "read_card"]
+__all__ = ["decode_card_json", "parse_card_bytes", "read_card", "read_card_bytes"]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -58,6 +58,18 @@ def _check_depth(value: Any, source: str, limits: CardLimits) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 would become inf and be written back as "Infinity", which is not JSON: refuse it here.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
+
+
 def decode_card_json(
     data: bytes, source: str, what: str = "card", limits: CardLimits = DEFAULT_LIMITS
 ) -> Any:
@@ -75,7 +87,7 @@ def decode_card_json(
     except UnicodeDecodeError as exc:
         raise CardError(source, f"the {what} is not valid UTF-8 (at byte {exc.start})") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CardError(
             source, f"the {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -216,20 +228,30 @@ def parse_card_bytes(data: bytes, source: str, *, limits: CardLimits = DEFAULT_L
     return parse_card_object(decode_card_json(data, source, "card", limits), source)
 
 
+def read_card_bytes(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> bytes:
+    """A card file's bytes, read no further than the largest cap allows.
+
+    Raises:
+        CardError: The file cannot be read or is over the cap.
+    """
+    file = Path(path)
+    cap = max(limits.max_file_bytes, limits.max_charx_bytes)
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(cap + 1)
+    except OSError as exc:
+        raise CardError(file.name, f"cannot read the file ({exc.strerror or exc})") from None
+    if len(data) > cap:
+        raise CardError(file.name, f"the file is over the {cap}-byte limit")
+    return data
+
+
 def read_card(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> Card:
     """Read a card file (``.json``, ``.png``/``.apng``, ``.charx``). Blocking: run it in a worker thread.
 
     Raises:
         CardError: The file cannot be read or is not a usable card; the message starts with its name.
     """
-    file = Path(path)
-    source = file.name
-    cap = max(limits.max_file_bytes, limits.max_charx_bytes)
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(cap + 1)
-    except OSError as exc:
-        raise CardError(source, f"cannot read the file ({exc.strerror or exc})") from None
-    if len(data) > cap:
-        raise CardError(source, f"the file is over the {cap}-byte limit")
+    data = read_card_bytes(path, limits=limits)
+    source = Path(path).name
     return parse_card_bytes(data, source, limits=limits)

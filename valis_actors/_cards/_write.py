@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 from ._card import V1, V2, V3, Card
+from ._decorators import parse_decorators
 from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
-from ._lorebook import parse_decorators
 from ._png import blank_png, replace_card_chunks
 
 __all__ = ["card_to_json", "card_to_png", "v2_object", "v3_object"]
