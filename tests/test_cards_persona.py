@@ -15,6 +15,7 @@ from valis_actors._cards import (
     card_to_persona,
     export_card,
     import_cards,
+    load_card_dir,
     load_card_persona,
     parse_card_bytes,
     show_card,
@@ -161,3 +162,18 @@ def test_persona_of_every_card_kind_is_usable() -> None:
     for obj in (v1(), v2(), v3()):
         persona = card_to_persona(parse_card_bytes(json.dumps(obj).encode(), "k.json"))
         assert persona.name == "Mira" and fallback_text(persona, "hi")
+
+
+def test_a_folder_loads_its_cards_and_reports_bad_ones(cards_dir: Path) -> None:
+    folder = cards_dir / "in"
+    (folder / "jane.json").write_text(json.dumps({"id": "jane", "name": "Jane"}))  # a VALIS persona: not ours
+    (folder / "broken.png").write_bytes(png()[:30])
+    (folder / "copy.json").write_text(json.dumps(v3(name="Nox")))
+    (folder / "newer.json").write_text(json.dumps({**v3(name="Neo"), "spec_version": "3.9"}))
+    (folder / "notes.txt").write_text("ignored")
+    loaded = load_card_dir(folder)
+    assert sorted(p.persona.name for p in loaded.personas) == ["Box", "Mira", "Neo", "Nox"]
+    assert [line.split(":")[0] for line in loaded.problems] == ["broken.png", "nox.json"]
+    assert "the same card as copy.json" in loaded.problems[1]
+    assert len(loaded.warnings) == 1 and loaded.warnings[0].startswith("newer.json: ")
+    assert all(p.path is not None and p.path.parent == folder for p in loaded.personas)

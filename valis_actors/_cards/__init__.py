@@ -2,6 +2,7 @@
 
 Self-contained: standard library and attrs only. The integration surface:
 
+- Loading a folder: ``load_card_dir(folder)`` -> ``CardFolder(personas, problems, warnings)``.
 - Loading: ``read_card(path)`` / ``parse_card_bytes(data, source)`` -> ``Card``;
   ``load_card_persona(path)`` -> ``CardPersona`` (persona + card + path);
   ``is_card_json(obj)`` tells a card ``.json`` from a VALIS persona file;
@@ -21,9 +22,11 @@ from __future__ import annotations
 from ._card import Card as Card
 from ._card import is_card_json as is_card_json
 from ._commands import CARD_SUFFIXES as CARD_SUFFIXES
+from ._commands import CardFolder as CardFolder
 from ._commands import ImportResult as ImportResult
 from ._commands import export_card as export_card
 from ._commands import import_cards as import_cards
+from ._commands import load_card_dir as load_card_dir
 from ._commands import load_card_persona as load_card_persona
 from ._commands import show_card as show_card
 from ._error import CardError as CardError
@@ -58,6 +61,7 @@ __all__ = [
     "DEFAULT_USER",
     "Card",
     "CardError",
+    "CardFolder",
     "CardLimits",
     "CardPersona",
     "CardPrompt",
@@ -77,6 +81,7 @@ __all__ = [
     "greetings",
     "import_cards",
     "is_card_json",
+    "load_card_dir",
     "load_card_persona",
     "parse_card_bytes",
     "read_card",

@@ -13,15 +13,25 @@ from pathlib import Path
 
 import attrs
 
+from ._card import is_card_json
 from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
 from ._persona import CardPersona
 from ._png import PNG_SIGNATURE
 from ._prompt import DEFAULT_USER, render_card_prompt
-from ._read import parse_card_bytes, read_card, read_card_bytes
+from ._read import decode_card_json, parse_card_bytes, read_card, read_card_bytes
 from ._write import card_to_json, card_to_png
 
-__all__ = ["CARD_SUFFIXES", "ImportResult", "export_card", "import_cards", "load_card_persona", "show_card"]
+__all__ = [
+    "CARD_SUFFIXES",
+    "CardFolder",
+    "ImportResult",
+    "export_card",
+    "import_cards",
+    "load_card_dir",
+    "load_card_persona",
+    "show_card",
+]
 
 CARD_SUFFIXES = (".json", ".png", ".apng", ".charx")
 
@@ -53,6 +63,56 @@ def load_card_persona(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) 
     """
     file = Path(path)
     return CardPersona.from_card(read_card(file, limits=limits), file)
+
+
+@attrs.frozen
+class CardFolder:
+    """The cards found in a personas folder.
+
+    Attributes:
+        personas: One per card file that loaded, in file-name order.
+        problems: One line per card file that could not be used (it names the file); the others still load.
+        warnings: One line per card that loaded with something to say (a newer spec version, ...).
+    """
+
+    personas: tuple[CardPersona, ...] = ()
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def load_card_dir(directory: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> CardFolder:
+    """Load every card in ``directory``: ``.png``/``.apng``/``.charx`` files, and ``.json`` files that are cards.
+
+    A ``.json`` file that is not a card (``is_card_json`` is false, or it is not JSON at all) is left to
+    ``PersonaStore``, which reports its own problems. Blocking: run it in a worker thread.
+    """
+    personas: list[CardPersona] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for file in sorted(Path(directory).iterdir()):
+        suffix = file.suffix.lower()
+        if suffix not in CARD_SUFFIXES or not file.is_file():
+            continue
+        try:
+            data = read_card_bytes(file, limits=limits)
+            if suffix == ".json":
+                try:
+                    if not is_card_json(decode_card_json(data, file.name, limits=limits)):
+                        continue
+                except CardError:
+                    continue  # not JSON: PersonaStore reports it
+            persona = CardPersona.from_card(parse_card_bytes(data, file.name, limits=limits), file)
+        except CardError as exc:
+            problems.append(str(exc))
+            continue
+        first = seen.setdefault(persona.persona.id, file.name)
+        if first != file.name:
+            problems.append(f"{file.name}: the same card as {first} (id {persona.persona.id}); skipped")
+            continue
+        personas.append(persona)
+        warnings.extend(persona.card.warnings)
+    return CardFolder(tuple(personas), tuple(problems), tuple(warnings))
 
 
 def _suffix(data: bytes) -> str:
