@@ -164,3 +164,8 @@ def test_wrong_field_types_name_the_file_and_the_path(obj: dict[str, object], pa
 def test_metadata_of_odd_types_is_shown_not_refused() -> None:
     card = parse(json.dumps(v2(character_version=2, tags=["a", 3], creator=None)).encode())
     assert card.character_version == "2" and card.tags == ("a",) and card.creator == ""
+
+
+def test_a_newer_v2_spec_version_reads_as_v2_with_a_warning() -> None:
+    card = parse(json.dumps({**v2(), "spec_version": "2.1"}).encode(), "v21.json")
+    assert card.spec == "chara_card_v2" and card.warnings and "newer than 2.0" in card.warnings[0]

@@ -106,7 +106,10 @@ def test_regex_keys_slashed_or_use_regex() -> None:
 
 def test_invalid_or_dangerous_regex_keys_never_match() -> None:
     lore = book(
-        entry("broken", ("/([a-z/",)), entry("nested", ("/(a+)+$/",)), entry("long", ("/" + "a" * 400 + "/",))
+        entry("broken", ("/([a-z/",)),
+        entry("nested", ("/(a+)+$/",)),
+        entry("alternation", ("/(a|aa)*$/",)),
+        entry("long", ("/" + "a" * 400 + "/",)),
     )
     assert chosen(lore, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!" + "a" * 400) == []
 

@@ -156,3 +156,22 @@ def test_greetings_first_then_alternates_with_macros() -> None:
 
 def test_no_greeting_is_an_empty_string() -> None:
     assert greeting_for_session(card_of(v1(first_mes="")), "s") == ""
+
+
+def test_post_history_original_expands_to_the_default() -> None:
+    card = card_of(v2(post_history_instructions="{{original}} Keep it short, {{user}}."))
+    prompt = render_card_prompt(card, user="Ann", default_post_history="Stay in character.")
+    assert prompt.post_history == "Stay in character. Keep it short, Ann."
+    assert (
+        render_card_prompt(card_of(v2()), default_post_history="Default after.").post_history
+        == "Default after."
+    )
+
+
+def test_group_only_greetings_do_not_greet_a_one_to_one_session() -> None:
+    card = card_of(v3(group_only_greetings=["Hello, everyone."]))
+    assert "Hello, everyone." not in greetings(card)
+
+
+def test_original_outside_the_two_prompts_is_left_as_written() -> None:
+    assert "{{original}}" in render_card_prompt(card_of(v2(description="see {{original}}"))).system
