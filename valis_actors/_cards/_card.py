@@ -114,6 +114,11 @@ def _meta(data: Mapping[str, Any], key: str) -> str:
     return "" if value is None else value if isinstance(value, str) else str(value)
 
 
+def _meta_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key)
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
 def _spec_of(obj: Mapping[str, Any], source: str, warnings: list[str]) -> tuple[str, str]:
     spec = obj.get("spec")
     if spec is None:
@@ -121,7 +126,7 @@ def _spec_of(obj: Mapping[str, Any], source: str, warnings: list[str]) -> tuple[
     if not isinstance(spec, str):
         raise CardError(source, f"$.spec must be a string (got {type(spec).__name__})")
     version = obj.get("spec_version")
-    version_text = "" if version is None else str(version)
+    version_text = "" if version is None else str(version)[:20]  # it is quoted in warnings
     match = _SPEC.match(spec)
     if match is None:
         hint = " (a standalone lorebook, not a character card)" if spec.startswith("lorebook") else ""
@@ -185,9 +190,7 @@ def parse_card_object(obj: object, source: str, *, companion: dict[str, Any] | N
         alternate_greetings=_texts(data, "alternate_greetings", source, path),
         group_only_greetings=_texts(data, "group_only_greetings", source, path),
         creator_notes=_meta(data, "creator_notes"),
-        tags=tuple(t for t in data.get("tags") or () if isinstance(t, str))
-        if isinstance(data.get("tags"), list)
-        else (),
+        tags=_meta_list(data, "tags"),
         creator=_meta(data, "creator"),
         character_version=_meta(data, "character_version"),
         book=book,
