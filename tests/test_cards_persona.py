@@ -150,6 +150,26 @@ def test_export_json_is_lossless_and_png_reuses_the_image(cards_dir: Path) -> No
         export_card(source, "gif")
 
 
+def test_png_export_of_a_charx_uses_its_embedded_icon(tmp_path: Path) -> None:
+    icon = png(b"")  # a distinct 1x1 grey image
+    obj = v3(
+        name="Box",
+        assets=[
+            {"type": "icon", "uri": "embeded://assets/icon/images/main.png", "name": "main", "ext": "png"}
+        ],
+    )
+    path = tmp_path / "box.charx"
+    path.write_bytes(charx({"card.json": json.dumps(obj).encode(), "assets/icon/images/main.png": icon}))
+    exported = export_card(path, "png")
+    assert exported.startswith(icon[: icon.index(b"IEND") - 4])  # the icon's chunks, then the card's
+    assert card_text_chunks(exported)["ccv3"] == obj
+    url_only = v3(
+        assets=[{"type": "icon", "uri": "https://example.invalid/x.png", "name": "main", "ext": "png"}]
+    )
+    path.write_bytes(charx({"card.json": json.dumps(url_only).encode()}))
+    assert card_text_chunks(export_card(path, "png"))["ccv3"] == url_only  # blank image; nothing fetched
+
+
 def test_show_renders_the_prompt_authors_see(cards_dir: Path) -> None:
     text = show_card(cards_dir / "in" / "mira.png", user="Ann")
     assert text.startswith("Write Mira's next reply") and "[the conversation so far goes here]" in text

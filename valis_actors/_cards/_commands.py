@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 
 from ._card import is_card_json
+from ._charx import charx_icon
 from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
 from ._persona import CardPersona
@@ -183,7 +184,10 @@ def import_cards(
 def export_card(
     card_file: str | Path, fmt: str, *, spec: str = "raw", limits: CardLimits = DEFAULT_LIMITS
 ) -> bytes:
-    """A card file exported as ``json`` or ``png`` (PNG reuses the file's own image when it is a PNG).
+    """A card file exported as ``json`` or ``png``.
+
+    A PNG export reuses the card's picture: the file itself when it is a PNG, the embedded main icon
+    of a CHARX archive when that is a PNG, else a 1x1 blank image.
 
     Args:
         card_file: The card in the personas folder.
@@ -200,7 +204,10 @@ def export_card(
     card = parse_card_bytes(data, Path(card_file).name, limits=limits)
     if fmt == "json":
         return card_to_json(card, spec=spec)
-    image = data if data.startswith(PNG_SIGNATURE) else None  # the card's own picture
+    # The card's own picture: the PNG itself, or a CHARX archive's embedded main icon.
+    image = data if data.startswith(PNG_SIGNATURE) else None
+    if data.startswith(b"PK"):
+        image = charx_icon(data, card.data, Path(card_file).name, limits)
     return card_to_png(card, image, limits=limits)
 
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
-import re
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ._card import Card, parse_card_object
+from ._charx import charx_card_json
 from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
 from ._png import PNG_SIGNATURE, read_card_chunks
@@ -28,20 +25,6 @@ from ._png import PNG_SIGNATURE, read_card_chunks
 __all__ = ["decode_card_json", "parse_card_bytes", "read_card", "read_card_bytes"]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    RuntimeError,
-    NotImplementedError,
-    zlib.error,
-    EOFError,
-    OSError,
-    ValueError,
-    KeyError,
-    IndexError,
-    OverflowError,
-)
 
 
 def _check_depth(value: Any, source: str, limits: CardLimits) -> None:
@@ -150,54 +133,10 @@ def _with_warning(card: Card, warning: str) -> Card:
     return attrs.evolve(card, warnings=(*card.warnings, warning))
 
 
-def _unsafe_member(name: str) -> bool:
-    parts = name.replace("\\", "/").split("/")
-    return (
-        name.startswith(("/", "\\"))
-        or "\\" in name
-        or "\0" in name
-        or bool(_DRIVE.match(name))
-        or ".." in parts
-    )
-
-
 def _from_charx(data: bytes, source: str, limits: CardLimits) -> Card:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-            if len(members) > limits.max_zip_members:
-                raise CardError(
-                    source, f"the CHARX archive has {len(members)} entries, over {limits.max_zip_members}"
-                )
-            for member in members:
-                if _unsafe_member(member.filename):
-                    raise CardError(
-                        source,
-                        f"the CHARX archive has an unsafe path {member.filename[:80]!r} "
-                        "(absolute or with '..': zip-slip); refused",
-                    )
-            card_info = next((m for m in members if m.filename == "card.json"), None)
-            if card_info is None:
-                raise CardError(source, "the CHARX archive has no card.json at its root")
-            if card_info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise CardError(source, "card.json in the CHARX archive uses an unsupported compression")
-            if card_info.file_size > limits.max_card_bytes:
-                raise CardError(
-                    source,
-                    f"card.json declares {card_info.file_size} bytes, over the "
-                    f"{limits.max_card_bytes}-byte limit; refused",
-                )
-            with archive.open(card_info) as stream:
-                raw = stream.read(limits.max_card_bytes + 1)
-    except CardError:
-        raise
-    except _ZIP_ERRORS as exc:
-        raise CardError(source, f"not a readable CHARX (zip) archive ({type(exc).__name__}: {exc})") from None
-    if len(raw) > limits.max_card_bytes:
-        raise CardError(
-            source, f"card.json inflates past the {limits.max_card_bytes}-byte limit (a zip bomb?); refused"
-        )
-    return parse_card_object(decode_card_json(raw, source, "card.json", limits), source)
+    return parse_card_object(
+        decode_card_json(charx_card_json(data, source, limits), source, "card.json", limits), source
+    )
 
 
 def parse_card_bytes(data: bytes, source: str, *, limits: CardLimits = DEFAULT_LIMITS) -> Card:
