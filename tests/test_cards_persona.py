@@ -20,8 +20,8 @@ from valis_actors._cards import (
     parse_card_bytes,
     show_card,
 )
-from valis_actors._fallback import fallback_text
-from valis_actors._personas import PERSONA_ID_PATTERN, PersonaStore
+from valis_actors._personas._fallback import fallback_text
+from valis_actors._personas._store import PERSONA_ID_PATTERN, PersonaStore
 
 EXAMPLES = (
     "<START>\n{{user}}: Is the lamp lit?\n{{char}}: *trims the wick* Always, before dusk. The sea forgives nothing.\n"
