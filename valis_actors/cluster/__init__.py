@@ -1,0 +1,37 @@
+"""Cluster mode: several processes share session leases, epochs, circuits and retries through Redis.
+
+Imported only when cluster mode is configured (``import valis_actors`` never imports
+it, nor coredis). See docs/cluster.md for the model and what each fault does.
+"""
+
+from __future__ import annotations
+
+from ._connection import ClusterSettings as ClusterSettings
+from ._connection import ConnectionStatistics as ConnectionStatistics
+from ._connection import RedisConnection as RedisConnection
+from ._connection import open_redis as open_redis
+from ._errors import ClusterError as ClusterError
+from ._errors import ClusterUnavailableError as ClusterUnavailableError
+from ._errors import LeaseLostError as LeaseLostError
+from ._errors import LeaseTimeoutError as LeaseTimeoutError
+from ._errors import RequestPendingError as RequestPendingError
+from ._errors import StaleEpochError as StaleEpochError
+
+__all__ = [
+    "ClusterError",
+    "ClusterSettings",
+    "ClusterUnavailableError",
+    "ConnectionStatistics",
+    "LeaseLostError",
+    "LeaseTimeoutError",
+    "RedisConnection",
+    "RequestPendingError",
+    "StaleEpochError",
+    "open_redis",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(__name__ + "."):
+        _obj.__module__ = __name__
+del _name, _obj
