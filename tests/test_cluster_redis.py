@@ -30,9 +30,8 @@ pytestmark = [
 
 coredis = pytest.importorskip("coredis")
 
-from valis_actors import ValisError  # noqa: E402
-from valis_actors import cluster  # noqa: E402
-from valis_actors.cluster import (  # noqa: E402
+from valis_actors import ValisError, cluster
+from valis_actors.cluster import (
     ClusterSettings,
     ClusterUnavailableError,
     RedisConnection,
@@ -40,8 +39,8 @@ from valis_actors.cluster import (  # noqa: E402
 )
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(name="anyio_backend", params=["asyncio", "trio"])
+def anyio_backend_fixture(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
@@ -68,7 +67,17 @@ class RedisServer:
         return ClusterSettings(self.url, **overrides)  # type: ignore[arg-type]
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         args += ["--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(500):  # bounded: 5 s at most
@@ -79,7 +88,11 @@ class RedisServer:
                 if self.process.poll() is not None:
                     break
                 time.sleep(0.01)
-        log = (self.workdir / "redis.log").read_text(errors="replace") if (self.workdir / "redis.log").exists() else ""
+        log = (
+            (self.workdir / "redis.log").read_text(errors="replace")
+            if (self.workdir / "redis.log").exists()
+            else ""
+        )
         self.stop()
         pytest.fail(f"redis-server did not start on port {self.port}: {log[-2000:]}")
 
@@ -122,8 +135,8 @@ def _read_reply(reader: object) -> object:
     raise RuntimeError(f"unexpected reply {line!r}")
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+@pytest.fixture(name="redis_server")
+def redis_server_fixture(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh redis-server per test; missing binary: a skip, or a failure under CI=true."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -148,8 +161,8 @@ def collect_coredis_garbage() -> Iterator[None]:
         gc.collect()
 
 
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:
+@pytest.fixture(name="redis")
+async def redis_fixture(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:
     """A connection of this process to the test's Redis (short command timeout)."""
     async with open_redis(redis_server.settings(command_timeout=0.5)) as connection:
         yield connection

@@ -16,16 +16,20 @@ from ._errors import LeaseLostError as LeaseLostError
 from ._errors import LeaseTimeoutError as LeaseTimeoutError
 from ._errors import RequestPendingError as RequestPendingError
 from ._errors import StaleEpochError as StaleEpochError
+from ._lease import Lease as Lease
+from ._lease import SessionLeases as SessionLeases
 
 __all__ = [
     "ClusterError",
     "ClusterSettings",
     "ClusterUnavailableError",
     "ConnectionStatistics",
+    "Lease",
     "LeaseLostError",
     "LeaseTimeoutError",
     "RedisConnection",
     "RequestPendingError",
+    "SessionLeases",
     "StaleEpochError",
     "open_redis",
 ]
