@@ -18,6 +18,7 @@ from ._errors import RequestPendingError as RequestPendingError
 from ._errors import StaleEpochError as StaleEpochError
 from ._lease import Lease as Lease
 from ._lease import SessionLeases as SessionLeases
+from ._store import RedisConversationStore as RedisConversationStore
 
 __all__ = [
     "ClusterError",
@@ -28,6 +29,7 @@ __all__ = [
     "LeaseLostError",
     "LeaseTimeoutError",
     "RedisConnection",
+    "RedisConversationStore",
     "RequestPendingError",
     "SessionLeases",
     "StaleEpochError",
