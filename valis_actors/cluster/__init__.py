@@ -2,6 +2,9 @@
 
 Imported only when cluster mode is configured (``import valis_actors`` never imports
 it, nor coredis). See docs/cluster.md for the model and what each fault does.
+
+The modules here import from the core only its public names (``from .. import Turn``),
+so that the core's private layout can change under them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
-from .._errors import ConfigError
+from .. import ConfigError
 from ._errors import ClusterUnavailableError, translate_errors
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .._errors import MemoryStoreError, ValisError
+from .. import MemoryStoreError, ValisError
 
 __all__ = [
     "ClusterError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 
-from .._provider import Turn
+from .. import Turn
 from . import _scripts
 from ._connection import RedisConnection, session_tag
 from ._errors import StaleEpochError
