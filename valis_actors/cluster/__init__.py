@@ -9,6 +9,9 @@ so that the core's private layout can change under them.
 
 from __future__ import annotations
 
+from ._breaker import ProbeVerdict as ProbeVerdict
+from ._breaker import SharedBreaker as SharedBreaker
+from ._breaker import SharedCircuit as SharedCircuit
 from ._connection import ClusterSettings as ClusterSettings
 from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import RedisConnection as RedisConnection
@@ -31,10 +34,13 @@ __all__ = [
     "Lease",
     "LeaseLostError",
     "LeaseTimeoutError",
+    "ProbeVerdict",
     "RedisConnection",
     "RedisConversationStore",
     "RequestPendingError",
     "SessionLeases",
+    "SharedBreaker",
+    "SharedCircuit",
     "StaleEpochError",
     "open_redis",
 ]
