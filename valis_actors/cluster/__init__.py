@@ -22,6 +22,8 @@ from ._errors import LeaseLostError as LeaseLostError
 from ._errors import LeaseTimeoutError as LeaseTimeoutError
 from ._errors import RequestPendingError as RequestPendingError
 from ._errors import StaleEpochError as StaleEpochError
+from ._idempotency import IdempotencyClaim as IdempotencyClaim
+from ._idempotency import IdempotencyRecords as IdempotencyRecords
 from ._lease import Lease as Lease
 from ._lease import SessionLeases as SessionLeases
 from ._store import RedisConversationStore as RedisConversationStore
@@ -31,6 +33,8 @@ __all__ = [
     "ClusterSettings",
     "ClusterUnavailableError",
     "ConnectionStatistics",
+    "IdempotencyClaim",
+    "IdempotencyRecords",
     "Lease",
     "LeaseLostError",
     "LeaseTimeoutError",
