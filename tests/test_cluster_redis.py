@@ -240,3 +240,16 @@ def test_import_valis_actors_does_not_import_coredis() -> None:
     code = "import sys, valis_actors; print(sorted(m for m in sys.modules if m.startswith(('coredis', 'valis_actors.cluster'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_open_cluster_wires_the_parts_to_one_connection(redis_server: RedisServer) -> None:
+    from valis_actors import Turn
+
+    async with cluster.open_cluster(redis_server.settings(), lease_ttl=2, linger=0.1) as c:
+        lease = await c.leases.acquire("s", anyio.current_time() + 1)
+        await c.memory.append([("s", Turn("u", "a", "jane"))], 10, epochs={"s": lease.epoch})
+        assert [t.user for t in await c.memory.recent("s", "jane", 5)] == ["u"]
+        assert (await c.idempotency.claim("r")).owner
+        breaker = c.shared_breaker(threshold=1, cooldown=1)
+        assert (await breaker.report("p", False)).state.value == "open"
+        assert c.connection.statistics().available

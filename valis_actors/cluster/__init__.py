@@ -12,6 +12,8 @@ from __future__ import annotations
 from ._breaker import ProbeVerdict as ProbeVerdict
 from ._breaker import SharedBreaker as SharedBreaker
 from ._breaker import SharedCircuit as SharedCircuit
+from ._cluster import Cluster as Cluster
+from ._cluster import open_cluster as open_cluster
 from ._connection import ClusterSettings as ClusterSettings
 from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import RedisConnection as RedisConnection
@@ -29,6 +31,7 @@ from ._lease import SessionLeases as SessionLeases
 from ._store import RedisConversationStore as RedisConversationStore
 
 __all__ = [
+    "Cluster",
     "ClusterError",
     "ClusterSettings",
     "ClusterUnavailableError",
@@ -46,6 +49,7 @@ __all__ = [
     "SharedBreaker",
     "SharedCircuit",
     "StaleEpochError",
+    "open_cluster",
     "open_redis",
 ]
 
