@@ -28,6 +28,7 @@ from ._idempotency import IdempotencyClaim as IdempotencyClaim
 from ._idempotency import IdempotencyRecords as IdempotencyRecords
 from ._lease import Lease as Lease
 from ._lease import SessionLeases as SessionLeases
+from ._sqlite_fence import FencedSqliteStore as FencedSqliteStore
 from ._store import RedisConversationStore as RedisConversationStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ClusterSettings",
     "ClusterUnavailableError",
     "ConnectionStatistics",
+    "FencedSqliteStore",
     "IdempotencyClaim",
     "IdempotencyRecords",
     "Lease",
