@@ -211,3 +211,17 @@ async def test_lease_acquire_refused_when_redis_is_down(
     redis_server.stop()
     with pytest.raises(ClusterUnavailableError, match="cannot acquire the lease of session 's'"):
         await leases.acquire("s", soon(1))
+
+
+async def test_lease_released_when_its_keep_alive_is_cancelled(
+    redis_server: RedisServer, redis: RedisConnection
+) -> None:
+    leases = SessionLeases(redis, ttl=5, linger=10)
+    lease = await leases.acquire("s", soon(1))
+    lease.begin()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lease.keep_alive)
+        await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    assert lease.lost.is_set()
+    assert redis_server.command("EXISTS", leases.lease_key("s")) == 0

@@ -117,21 +117,28 @@ class Lease:
         """
         owner = self._owner
         next_renewal = anyio.current_time() + owner.ttl / 3
-        while self._held:
-            now = anyio.current_time()
-            if now >= self._valid_until:
-                self._lose()
-                return
-            linger_end = self._idle_since + owner.linger if self._busy == 0 else math.inf
-            if now >= linger_end:
+        try:
+            while self._held:
+                now = anyio.current_time()
+                if now >= self._valid_until:
+                    self._lose()
+                    return
+                linger_end = self._idle_since + owner.linger if self._busy == 0 else math.inf
+                if now >= linger_end:
+                    await owner.release(self.session_id)
+                    return
+                if now >= next_renewal:
+                    next_renewal = await self._renew()
+                    continue
+                self._poke = anyio.Event()
+                with anyio.move_on_after(min(next_renewal, linger_end, self._valid_until) - now):
+                    await self._poke.wait()
+        except BaseException:
+            # Cancelled with its owner (the runtime closing): give the session back now
+            # rather than make the next process wait out the ttl. release() is shielded.
+            if self._held:
                 await owner.release(self.session_id)
-                return
-            if now >= next_renewal:
-                next_renewal = await self._renew()
-                continue
-            self._poke = anyio.Event()
-            with anyio.move_on_after(min(next_renewal, linger_end, self._valid_until) - now):
-                await self._poke.wait()
+            raise
 
     async def _renew(self) -> float:
         owner = self._owner
