@@ -84,6 +84,7 @@ async def test_lease_waiter_times_out_at_deadline_with_retry_after(
         await other.acquire("s", soon(0.05))
     assert info.value.session_id == "s"
     assert 0 < info.value.retry_after <= 1.0
+    assert other.statistics().timed_out == 1 and leases.statistics().held == 1
 
 
 async def test_lease_waiter_gets_it_when_the_holder_releases(
@@ -139,6 +140,7 @@ async def test_lease_lost_when_its_key_is_taken_fires_the_fence(
     with pytest.raises(LeaseLostError, match="no longer holds the lease of session 's'"):
         lease.check()
     assert newer.epoch == lease.epoch + 1
+    assert leases.statistics().lost == 1
 
 
 async def test_lease_self_fences_before_its_ttl_when_redis_stops_answering(redis_server: RedisServer) -> None:

@@ -20,15 +20,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import anyio
+import attrs
 
 from . import _scripts
 from ._connection import RedisConnection, session_tag
 from ._errors import ClusterUnavailableError, LeaseLostError, LeaseTimeoutError
 
-__all__ = ["Lease", "SessionLeases"]
+__all__ = ["Lease", "LeaseStatistics", "SessionLeases"]
 
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.1
+
+
+@attrs.frozen
+class LeaseStatistics:
+    """The process's leases, for ``/metrics``.
+
+    Attributes:
+        held: Sessions whose lease this process holds now.
+        granted: Grants since the start.
+        timed_out: Acquisitions that gave up at their deadline (another process held the session).
+        lost: Leases lost before release (renewal refused or too late): each one stopped work.
+    """
+
+    held: int
+    granted: int
+    timed_out: int
+    lost: int
 
 
 class Lease:
@@ -143,14 +161,19 @@ class Lease:
     async def _renew(self) -> float:
         owner = self._owner
         started = anyio.current_time()
+        renewed = None
         try:
-            renewed = await owner.connection.script(
-                f"renew the lease of session {self.session_id!r}",
-                _scripts.RENEW,
-                [owner.lease_key(self.session_id), owner.epoch_key(self.session_id)],
-                [self.token, owner.ttl_ms, owner.epoch_retention_ms],
-            )
+            # Past valid_until an answer no longer matters: the fences have fired.
+            with anyio.move_on_at(self._valid_until):
+                renewed = await owner.connection.script(
+                    f"renew the lease of session {self.session_id!r}",
+                    _scripts.RENEW,
+                    [owner.lease_key(self.session_id), owner.epoch_key(self.session_id)],
+                    [self.token, owner.ttl_ms, owner.epoch_retention_ms],
+                )
         except ClusterUnavailableError:
+            pass
+        if renewed is None:
             # Try again soon; the fences still stop the work at valid_until.
             return anyio.current_time() + min(owner.ttl / 10, _MAX_POLL)
         if not renewed:
@@ -165,6 +188,8 @@ class Lease:
             scope.deadline = valid_until
 
     def _lose(self) -> None:
+        if self._held:
+            self._owner._lost += 1
         self._end()
         for scope in list(self._fences):
             scope.cancel()
@@ -209,6 +234,13 @@ class SessionLeases:
         self.safety_margin = margin
         self.epoch_retention_ms = max(self.ttl_ms * 2, round(epoch_retention * 1000))
         self._held: dict[str, Lease] = {}
+        self._granted = 0
+        self._timed_out = 0
+        self._lost = 0
+
+    def statistics(self) -> LeaseStatistics:
+        """Counts of grants, timeouts and losses, and the leases held now."""
+        return LeaseStatistics(len(self._held), self._granted, self._timed_out, self._lost)
 
     def lease_key(self, session_id: str) -> str:
         return self.connection.key("lease", session_tag(session_id))
@@ -250,10 +282,12 @@ class SessionLeases:
             if granted:
                 lease = Lease(self, session_id, int(value), token, started + self.ttl - self.safety_margin)
                 self._held[session_id] = lease
+                self._granted += 1
                 return lease
             holder_left = int(value) / 1000 if int(value) > 0 else 0.0
             now = anyio.current_time()
             if now >= deadline:
+                self._timed_out += 1
                 raise LeaseTimeoutError(
                     f"session {session_id!r} is being answered by another process; "
                     f"retry after {max(holder_left, 0.001):.3f} s",
