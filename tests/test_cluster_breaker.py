@@ -110,3 +110,21 @@ async def test_shared_breaker_falls_back_to_local_state_when_redis_is_down(
     assert [v.probe for v in verdicts] == [True, False, False]
     assert {v.source for v in verdicts} == {"local"}
     assert (await breaker.report("p", True, probe=True)).state is CircuitState.CLOSED
+
+
+async def test_shared_breaker_probe_given_back_lets_the_next_one_probe(redis: RedisConnection) -> None:
+    a, b = processes(redis, 2)
+    for _ in range(3):
+        await a.report("p", False)
+    await wait_half_open(a, "p")
+    first = await a.try_acquire_probe("p")
+    assert first.probe and not (await b.try_acquire_probe("p")).granted
+    await a.release_probe("p", first)  # cancelled without a verdict
+    assert (await b.try_acquire_probe("p")).probe
+
+
+async def test_shared_breaker_late_success_leaves_an_open_circuit_open(redis: RedisConnection) -> None:
+    a, b = processes(redis, 2)
+    for _ in range(3):
+        await a.report("p", False)
+    assert (await b.report("p", True)).state is CircuitState.OPEN

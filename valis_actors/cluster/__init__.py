@@ -27,6 +27,7 @@ from ._errors import StaleEpochError as StaleEpochError
 from ._idempotency import IdempotencyClaim as IdempotencyClaim
 from ._idempotency import IdempotencyRecords as IdempotencyRecords
 from ._lease import Lease as Lease
+from ._lease import LeaseStatistics as LeaseStatistics
 from ._lease import SessionLeases as SessionLeases
 from ._sqlite_fence import FencedSqliteStore as FencedSqliteStore
 from ._store import RedisConversationStore as RedisConversationStore
@@ -42,6 +43,7 @@ __all__ = [
     "IdempotencyRecords",
     "Lease",
     "LeaseLostError",
+    "LeaseStatistics",
     "LeaseTimeoutError",
     "ProbeVerdict",
     "RedisConnection",

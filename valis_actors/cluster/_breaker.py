@@ -53,13 +53,16 @@ class ProbeVerdict:
 
     Attributes:
         granted: The caller may run its attempt.
-        probe: The attempt is the circuit's probe: report it with ``probe=True``.
+        probe: The attempt is the circuit's probe: report it with ``probe=True``
+            (or give the permit back with :meth:`SharedBreaker.release_probe`).
         source: ``"redis"`` or ``"local"``.
+        token: Identifies the permit in Redis (probe only).
     """
 
     granted: bool
     probe: bool
     source: str
+    token: str | None = None
 
 
 @attrs.define
@@ -157,9 +160,11 @@ class SharedBreaker:
                     keys,
                     ["1" if probe else "0"],
                 )
+                if not probe:
+                    # A late success leaves an open circuit open: read what it is now.
+                    self._cache.pop(provider, None)
+                    return await self.read(provider)
                 circuit = SharedCircuit(CircuitState.CLOSED, 0.0, 0, False, "redis", now)
-                if not probe and cached is not None and cached.state is not CircuitState.CLOSED:
-                    circuit = attrs.evolve(cached, failures=0, read_at=now)
             else:
                 opened, open_ms, failures = await self.connection.script(
                     f"report to the circuit of {provider!r}",
@@ -182,12 +187,13 @@ class SharedBreaker:
 
     async def try_acquire_probe(self, provider: str) -> ProbeVerdict:
         """Ask for the half-open probe permit: granted to exactly one caller in the cluster per cooldown."""
+        token = secrets.token_hex(8)
         try:
             verdict, _open_ms = await self.connection.script(
                 f"take the probe permit of {provider!r}",
                 _scripts.PROBE,
                 [k for i, k in enumerate(self._keys(provider)) if i != 2],
-                [secrets.token_hex(8), self._probe_ms],
+                [token, self._probe_ms],
             )
         except ClusterUnavailableError:
             local = self._local_circuit(provider)
@@ -200,7 +206,24 @@ class SharedBreaker:
             local.probe = True
             return ProbeVerdict(True, True, "local")
         self._cache.pop(provider, None)  # the state moved on: read it afresh next time
-        return ProbeVerdict(verdict != 0, verdict == 1, "redis")
+        return ProbeVerdict(verdict != 0, verdict == 1, "redis", token if verdict == 1 else None)
+
+    async def release_probe(self, provider: str, verdict: ProbeVerdict) -> None:
+        """Give back a probe permit whose attempt ended without a verdict (cancelled, cut by a deadline)."""
+        if not verdict.probe:
+            return
+        if verdict.source == "local" or verdict.token is None:
+            self._local_circuit(provider).probe = False
+            return
+        try:
+            await self.connection.script(
+                f"give back the probe permit of {provider!r}",
+                _scripts.COMPARE_AND_DELETE,
+                [self._keys(provider)[3]],
+                [verdict.token],
+            )
+        except ClusterUnavailableError:
+            pass  # the permit expires after probe_ttl
 
     # -- local fallback (Redis unreachable) -------------------------------------------
 
