@@ -1,0 +1,125 @@
+"""Conversation turns in Redis, fenced by the session's epoch inside one Lua script.
+
+The shape follows ``valis_actors._store.ConversationStore`` (append / recent / forget /
+close), async because the store talks to Redis from the event loop, and ``append``
+carries the epoch each session's writer holds. Turns are kept per (session, persona)
+in a list trimmed to ``max_stored``; a set per session indexes its personas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+
+from .. import Turn
+from . import _scripts
+from ._connection import RedisConnection, session_tag
+from ._errors import StaleEpochError
+
+__all__ = ["RedisConversationStore"]
+
+
+def _dump(turn: Turn) -> str:
+    return json.dumps(
+        [turn.user, turn.assistant, turn.persona_id, turn.provider, turn.model, turn.created_at],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _load(raw: str) -> Turn:
+    user, assistant, persona_id, provider, model, created_at = json.loads(raw)
+    return Turn(user, assistant, persona_id, provider, model, created_at)
+
+
+class RedisConversationStore:
+    """Turns shared by every process through Redis; writes of a stale owner are rejected.
+
+    Args:
+        connection: From :func:`open_redis`.
+        epoch_key: ``SessionLeases.epoch_key``: where the session's current epoch lives.
+    """
+
+    blocking = False
+
+    def __init__(self, connection: RedisConnection, epoch_key: Callable[[str], str]) -> None:
+        self.connection = connection
+        self._epoch_key = epoch_key
+
+    def _list_prefix(self, session_id: str) -> str:
+        return self.connection.key("turns", session_tag(session_id), "")
+
+    def _index_key(self, session_id: str) -> str:
+        return self.connection.key("personas", session_tag(session_id))
+
+    async def append(
+        self, rows: Sequence[tuple[str, Turn]], max_stored: int, *, epochs: Mapping[str, int]
+    ) -> None:
+        """Store turns ``(session_id, turn)``; each session's rows atomically, if its epoch is current.
+
+        Args:
+            rows: The turns, in order.
+            max_stored: Turns kept per (session, persona); older ones are trimmed.
+            epochs: The epoch each session's writer holds (its lease grant's epoch).
+
+        Raises:
+            StaleEpochError: Some session's epoch is not its current one; those rows were
+                discarded, the other sessions' rows were stored.
+            ClusterUnavailableError: Redis cannot be reached; nothing is known to be stored.
+        """
+        by_session: dict[str, list[Turn]] = {}
+        for session_id, turn in rows:
+            by_session.setdefault(session_id, []).append(turn)
+        rejected: dict[str, tuple[int, int | None]] = {}
+        for session_id, turns in by_session.items():
+            epoch = epochs.get(session_id)
+            if epoch is None:
+                raise KeyError(f"no epoch given for session {session_id!r}")
+            prefix = self._list_prefix(session_id)
+            keys = [self._epoch_key(session_id), self._index_key(session_id)]
+            args: list[str | int] = [str(epoch), max(1, max_stored)]
+            for turn in turns:
+                key = prefix + turn.persona_id
+                if key not in keys:
+                    keys.append(key)
+                args += [keys.index(key) + 1, turn.persona_id, _dump(turn)]
+            result = await self.connection.script(
+                f"store turns of session {session_id!r}", _scripts.APPEND_TURNS, keys, args
+            )
+            if not int(result[0]):
+                current = result[1] if len(result) > 1 else None
+                rejected[session_id] = (epoch, int(current) if current else None)
+        if rejected:
+            raise StaleEpochError(rejected)
+
+    async def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
+        """The last ``limit`` turns of a session (of one persona, if given), oldest first."""
+        if limit <= 0:
+            return []
+        prefix = self._list_prefix(session_id)
+        action = f"read turns of session {session_id!r}"
+        if persona_id is not None:
+            raw = await self.connection.call(action, lambda c: c.lrange(prefix + persona_id, -limit, -1))
+            return [_load(r) for r in raw]
+        personas = await self.connection.call(action, lambda c: c.smembers(self._index_key(session_id)))
+        turns: list[Turn] = []
+        for persona in sorted(personas):
+            key = prefix + persona
+            raw = await self.connection.call(action, lambda c: c.lrange(key, -limit, -1))  # noqa: B023
+            turns += [_load(r) for r in raw]
+        turns.sort(key=lambda t: t.created_at)  # stable: one persona's turns keep their order
+        return turns[-limit:]
+
+    async def forget(self, session_id: str) -> int:
+        """Delete a session's turns; return how many there were."""
+        return int(
+            await self.connection.script(
+                f"forget session {session_id!r}",
+                _scripts.FORGET_TURNS,
+                [self._index_key(session_id)],
+                [self._list_prefix(session_id)],
+            )
+        )
+
+    async def close(self) -> None:
+        """Nothing to release: the connection belongs to :func:`open_redis`."""
