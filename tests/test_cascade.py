@@ -125,8 +125,18 @@ async def test_per_call_deadline_overrides_the_configured_one() -> None:
     assert reply.fallback_used
 
 
-async def test_provider_timeout_is_a_transient_failure_then_retried() -> None:
-    config = make_config(scripted("p1", Step.hang()), provider_timeout=3, retry_schedule=[1])
+async def test_a_silent_provider_costs_one_timeout_then_the_next_provider_answers() -> None:
+    config = make_config(scripted("p1", default=Step.hang()), scripted("p2"), provider_timeout=3, retry_schedule=[1, 2])
+    async with va.open_runtime(config) as runtime:
+        start = anyio.current_time()
+        reply = await runtime.ask("s", "jane", "hi")
+        assert anyio.current_time() - start == pytest.approx(3)
+    assert [a.outcome for a in reply.attempts] == [OUT.TIMEOUT, OUT.SUCCESS]
+    assert reply.provider == "p2"
+
+
+async def test_with_retry_timeouts_a_timeout_is_retried_on_the_same_provider() -> None:
+    config = make_config(scripted("p1", Step.hang()), provider_timeout=3, retry_schedule=[1], retry_timeouts=True)
     async with va.open_runtime(config) as runtime:
         start = anyio.current_time()
         reply = await runtime.ask("s", "jane", "hi")

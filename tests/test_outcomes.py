@@ -29,7 +29,7 @@ def test_every_outcome_has_a_rule() -> None:
     ("error", "outcome", "retried", "breaker"),
     [
         (va.RateLimitedError("slow down", retry_after=2), va.AttemptOutcome.RATE_LIMITED, True, Verdict.FAILURE),
-        (va.ProviderTimeoutError("late"), va.AttemptOutcome.TIMEOUT, True, Verdict.FAILURE),
+        (va.ProviderTimeoutError("late"), va.AttemptOutcome.TIMEOUT, False, Verdict.FAILURE),
         (va.TransientProviderError("503"), va.AttemptOutcome.TRANSIENT, True, Verdict.FAILURE),
         (va.PermanentProviderError("bad key"), va.AttemptOutcome.PERMANENT, False, Verdict.SUCCESS),
         (va.ContentPolicyError("refused"), va.AttemptOutcome.CONTENT_POLICY, False, Verdict.SUCCESS),

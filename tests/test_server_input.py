@@ -262,7 +262,9 @@ def test_valis_error_map_covers_every_error_a_caller_can_get() -> None:
         return out
 
     for cls in subclasses(va.ValisError):
-        if cls.__module__.startswith("valis_actors."):
+        # Cluster errors reach HTTP callers only once cluster mode is wired into the server
+        # (they become 503 + Retry-After there); today no request path can raise them.
+        if cls.__module__.startswith("valis_actors.") and not cls.__module__.startswith("valis_actors.cluster"):
             assert any(issubclass(cls, mapped) for mapped in ERROR_MAP), cls
 
 

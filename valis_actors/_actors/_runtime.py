@@ -116,6 +116,7 @@ class Runtime(metaclass=NoPublicConstructor):
             retry_schedule=config.retry_schedule,
             provider_timeout=config.provider_timeout,
             content_policy_failover=config.content_policy_failover,
+            retry_timeouts=config.retry_timeouts,
             hedge_after=config.hedge_after,
             emit=emit,
             clock=clock,
@@ -217,7 +218,12 @@ class Runtime(metaclass=NoPublicConstructor):
         """
         envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
         delivery = envelope.delivery = Delivery(self.config.first_token_timeout, self.config.stream_idle_timeout)
-        await self._enqueue(session_id, envelope)
+        try:
+            await self._enqueue(session_id, envelope)
+        except BaseException:
+            delivery.close()  # refused (full mailbox, closed runtime): no actor will ever own it
+            delivery.receive.close()
+            raise
         try:
             yield ReplyStream(envelope, delivery.receive)
         finally:

@@ -170,6 +170,8 @@ class SessionActor:
                 if not envelope.accepted:
                     context.accept(self, envelope)
                 if envelope.state is EnvelopeState.DROPPED:
+                    if envelope.delivery is not None:
+                        envelope.delivery.close()  # its caller left while it was queued
                     continue
                 try:
                     await self._process(envelope)
@@ -370,8 +372,12 @@ class SessionActor:
                 envelope = self._receive.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
-            if isinstance(envelope, Envelope) and envelope.state is EnvelopeState.QUEUED:
+            if not isinstance(envelope, Envelope):
+                continue
+            if envelope.state is EnvelopeState.QUEUED:
                 self._fail_message(envelope, error)
+            if envelope.delivery is not None:
+                envelope.delivery.close()
         self._receive.close()
 
     def refusal(self, now: float) -> SessionFailedError | None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import anyio
 import attrs
@@ -33,7 +34,7 @@ from .._events import Emitter, EventKind
 from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse
 from ..providers._base import BaseProvider
 from ._breaker import BreakerActor, Gate
-from ._delivery import Delivery, Incomplete
+from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
 
 __all__ = ["Cascade", "CascadeResult"]
@@ -103,6 +104,7 @@ class Cascade:
         retry_schedule: Sequence[float],
         provider_timeout: float,
         content_policy_failover: bool = False,
+        retry_timeouts: bool = False,
         hedge_after: float | None = None,
         emit: Emitter | None = None,
         clock: Clock = anyio.current_time,
@@ -115,6 +117,7 @@ class Cascade:
         self._schedule = tuple(retry_schedule)
         self._provider_timeout = provider_timeout
         self._policy_failover = content_policy_failover
+        self._retry_timeouts = retry_timeouts
         self._hedge_after = hedge_after
         self._emit = emit if emit is not None else Emitter(None, clock)
 
@@ -146,11 +149,11 @@ class Cascade:
                     provider, response = won
                     return CascadeResult(response, provider, False, tuple(run.attempts))
         except Incomplete as exc:
-            error = IncompleteAnswerError(
-                f"the answer from {exc.provider!r} was cut after it started ({exc.error}); "
-                "what was received is incomplete"
-            )
-            return CascadeResult(None, exc.provider, False, tuple(run.attempts), incomplete=error)
+            return self._incomplete(run, exc.provider, str(exc.error))
+        if delivery is not None and delivery.owner is not None:
+            # Chunks of an answer reached the caller and the deadline cut it: the fallback
+            # cannot take over a stream that is already speaking.
+            return self._incomplete(run, delivery.owner, "the response deadline passed")
         fallback = self.fallback
         if delivery is None:
             response = await fallback.get_response(request)
@@ -162,6 +165,13 @@ class Cascade:
             else:
                 response = await delivery.pump(fallback.name, stream, math.inf)
         return CascadeResult(response, fallback.name, True, tuple(run.attempts), run.refusal)
+
+    @staticmethod
+    def _incomplete(run: _Run, provider: str, why: str) -> CascadeResult:
+        error = IncompleteAnswerError(
+            f"the answer from {provider!r} was cut after it started ({why}); what was received is incomplete"
+        )
+        return CascadeResult(None, provider, False, tuple(run.attempts), incomplete=error)
 
     async def _sequential(self, run: _Run) -> tuple[str, ProviderResponse] | None:
         for provider in self.providers:
@@ -193,12 +203,36 @@ class Cascade:
             try:
                 with scope:
                     trial = await self._run_provider(provider, run)
-                    if trial is not None and trial.response is not None and not winner:
+                    delivery = run.delivery
+                    owns = delivery is None or delivery.owner in (None, provider.name)
+                    if trial is not None and trial.response is not None and not winner and owns:
                         winner.append((provider.name, trial.response))
                         cancel_others(provider.name)
             finally:
                 finished.set()
 
+        try:
+            await self._race_all(run, hedge_after, race, scopes, winner)
+        except ExceptionGroup as group:
+            # A racer's Incomplete comes out of the task group wrapped; it is an answer's
+            # end, not a crash. Anything else stays a group (a real bug).
+            incomplete, rest = group.split(Incomplete)
+            if incomplete is None or rest is not None:
+                raise
+            first = incomplete.exceptions[0]
+            while isinstance(first, ExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        return winner[0] if winner else None
+
+    async def _race_all(
+        self,
+        run: _Run,
+        hedge_after: float,
+        race: Callable[[BaseProvider, anyio.CancelScope, anyio.Event], Coroutine[Any, Any, None]],
+        scopes: dict[str, anyio.CancelScope],
+        winner: list[tuple[str, ProviderResponse]],
+    ) -> None:
         async with anyio.create_task_group() as tg:
             for provider in self.providers:
                 if winner or (run.refusal is not None and not self._policy_failover):
@@ -210,7 +244,6 @@ class Cascade:
                 tg.start_soon(race, provider, scopes[provider.name], finished)
                 with anyio.move_on_after(hedge_after):
                     await finished.wait()
-        return winner[0] if winner else None
 
     async def _run_provider(self, provider: BaseProvider, run: _Run) -> _Trial | None:
         """Try one provider with retries; the successful trial, or None to move on."""
@@ -222,7 +255,8 @@ class Cascade:
                 return trial
             if outcome is AttemptOutcome.CONTENT_POLICY:
                 run.refusal = trial.attempt.error
-            if not rule_of(outcome).retry_same or retry == len(self._schedule):
+            retried = rule_of(outcome).retry_same or (outcome is AttemptOutcome.TIMEOUT and self._retry_timeouts)
+            if not retried or retry == len(self._schedule):
                 return None
             delay = self._schedule[retry]
             retry_after = trial.attempt.retry_after
@@ -313,6 +347,10 @@ class Cascade:
             run.attempts.append(Attempt(name, outcome, "cut by the response deadline" if cut else "cancelled", now - started))
             self._finished(run, name, outcome, None)
             raise
+        except LostRace as exc:
+            # A hedge racer whose answer came after another racer's first chunk: never the answer.
+            attempt = Attempt(name, AttemptOutcome.CANCELLED, f"lost the hedge race: {exc}", self._now() - started)
+            trial = _Trial(attempt)
         except ProviderError as exc:
             trial = self._failure(provider, exc, self._now() - started)
         except Exception as exc:

@@ -20,7 +20,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._errors import ProviderError, ProviderTimeoutError, TransientProviderError
 from .._messages import ProviderResponse
 
-__all__ = ["Delivery", "Incomplete"]
+__all__ = ["Delivery", "Incomplete", "LostRace"]
 
 
 class Incomplete(Exception):
@@ -30,6 +30,14 @@ class Incomplete(Exception):
         super().__init__(str(error))
         self.provider = provider
         self.error = error
+
+
+class LostRace(Exception):
+    """Internal: a hedge racer finished after another racer had claimed the delivery."""
+
+    def __init__(self, provider: str, owner: str) -> None:
+        super().__init__(f"{owner!r} was already streaming the answer")
+        self.provider = provider
 
 
 class Delivery:
@@ -57,16 +65,27 @@ class Delivery:
         return self.owner == provider
 
     async def emit(self, provider: str, chunk: str) -> None:
-        """Send a chunk to the caller, claiming the delivery on the first one."""
+        """Send a chunk to the caller, claiming the delivery on the first one.
+
+        The claim and the first chunk happen in one step (``send_nowait`` into an empty
+        buffer never blocks): an attempt owns the delivery exactly when its first chunk
+        reached the caller's buffer, never before a send that could still be cancelled.
+
+        Raises:
+            LostRace: Another attempt owns the delivery.
+        """
         if not chunk:
             return
-        if self.owner is None:
-            self.owner = provider
-            if self.on_claim is not None:
-                self.on_claim(provider)
-        elif self.owner != provider:
-            return  # a hedge racer that lost the claim: its chunks go nowhere
         try:
+            if self.owner is None:
+                self.send.send_nowait(chunk)
+                self.owner = provider
+                if self.on_claim is not None:
+                    self.on_claim(provider)
+                await anyio.lowlevel.checkpoint()
+                return
+            if self.owner != provider:
+                raise LostRace(provider, self.owner)
             await self.send.send(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             # The caller stopped listening: like a caller that gave up, drop the message.
@@ -88,20 +107,25 @@ class Delivery:
         idle = self.idle_timeout or timeout
         started = False
         try:
-            while True:
-                wait = idle if started else first
-                with anyio.move_on_after(wait) as scope:
-                    item = await stream.__anext__()
-                if scope.cancelled_caught:
-                    if started:
-                        raise ProviderTimeoutError(f"stream stalled: no chunk for {wait:g}s")
-                    raise ProviderTimeoutError(f"no first token within {wait:g}s")
-                if isinstance(item, ProviderResponse):
-                    return item
-                if not isinstance(item, str):
-                    raise TransientProviderError(f"stream yielded {type(item).__name__}, not text")
-                started = True
-                await self.emit(provider, item)
+            # `timeout` (provider_timeout) bounds the whole attempt; first_token_timeout and
+            # stream_idle_timeout bound the waits for the first chunk and between chunks.
+            with anyio.move_on_after(timeout):
+                while True:
+                    wait = idle if started else first
+                    with anyio.move_on_after(wait) as scope:
+                        item = await stream.__anext__()
+                    if scope.cancelled_caught:
+                        if started:
+                            raise ProviderTimeoutError(f"stream stalled: no chunk for {wait:g}s")
+                        raise ProviderTimeoutError(f"no first token within {wait:g}s")
+                    if isinstance(item, ProviderResponse):
+                        return item
+                    if not isinstance(item, str):
+                        raise TransientProviderError(f"stream yielded {type(item).__name__}, not text")
+                    started = True
+                    await self.emit(provider, item)
+            # The loop only returns or raises: reaching here means `whole` ran out.
+            raise ProviderTimeoutError(f"no complete answer within {timeout:g}s")
         except StopAsyncIteration:
             raise TransientProviderError("stream ended before the answer was complete") from None
         finally:

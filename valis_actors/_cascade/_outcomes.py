@@ -11,7 +11,7 @@ breaker hears.
 | success        | -          | -                          | success       |
 | transient      | yes        | after the retries          | failure       |
 | rate_limited   | yes        | after the retries          | failure       |
-| timeout        | yes        | after the retries          | failure       |
+| timeout        | no (``retry_timeouts: true``: yes) | yes          | failure       |
 | permanent      | no         | yes                        | success (the provider is up; the request was bad) |
 | content_policy | no         | if ``content_policy_failover`` | success   |
 | unavailable    | no         | yes, at once (no network)  | release       |
@@ -62,7 +62,9 @@ RULES: dict[AttemptOutcome, Rule] = {
     AttemptOutcome.SUCCESS: Rule(retry_same=False, next_provider=False, breaker=Verdict.SUCCESS),
     AttemptOutcome.TRANSIENT: Rule(retry_same=True, next_provider=True, breaker=Verdict.FAILURE),
     AttemptOutcome.RATE_LIMITED: Rule(retry_same=True, next_provider=True, breaker=Verdict.FAILURE),
-    AttemptOutcome.TIMEOUT: Rule(retry_same=True, next_provider=True, breaker=Verdict.FAILURE),
+    # A timeout says little about the next try on the same provider; the next provider
+    # usually does better. `retry_timeouts` in config.json turns retries back on.
+    AttemptOutcome.TIMEOUT: Rule(retry_same=False, next_provider=True, breaker=Verdict.FAILURE),
     AttemptOutcome.PERMANENT: Rule(retry_same=False, next_provider=True, breaker=Verdict.SUCCESS),
     # next_provider here is the default; `content_policy_failover` in config.json decides.
     AttemptOutcome.CONTENT_POLICY: Rule(retry_same=False, next_provider=False, breaker=Verdict.SUCCESS),

@@ -162,6 +162,7 @@ class Config:
     personas_dir: str | None = None
     unknown_persona: str = attrs.field(default="neutral", validator=one_of("neutral", "error"))
     content_policy_failover: bool = False
+    retry_timeouts: bool = False
     hedge_after: float | None = attrs.field(default=None, validator=positive)
     first_token_timeout: float | None = attrs.field(default=None, validator=positive)
     stream_idle_timeout: float | None = attrs.field(default=None, validator=positive)
