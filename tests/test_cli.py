@@ -118,3 +118,14 @@ def test_entry_point_runs_on_trio_too(config_file: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "-- coach_emma via persona_fallback" in result.stdout
+
+
+def test_backend_trio_without_trio_is_one_clear_line_and_exit_2() -> None:
+    code = (
+        "import sys; sys.modules['trio'] = None\n"
+        "from valis_actors.cli import main\n"
+        "sys.exit(main(['--backend', 'trio', 'ask', 'jane', 'hi']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "valis: --backend trio needs trio: pip install 'valis_actors[trio]'"

@@ -16,6 +16,7 @@ input), never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -134,6 +135,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 print(json.dumps(config_schema(), indent=2), file=out)
                 return 0
             return _config_check(args, out)
+        backend = (getattr(args, "serve_backend", None) or args.backend) if args.command == "serve" else args.backend
+        if backend == "trio" and importlib.util.find_spec("trio") is None:
+            raise ConfigError("--backend trio needs trio: pip install 'valis_actors[trio]'")
         if args.command == "serve":
             try:
                 from ..server import serve
