@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -26,6 +28,7 @@ class Envelope:
     __slots__ = (
         "abandoned",
         "accepted",
+        "call",
         "deadline",
         "delivery",
         "done",
@@ -34,6 +37,7 @@ class Envelope:
         "message",
         "persona",
         "reply",
+        "result",
         "scope",
         "seq",
         "started",
@@ -51,6 +55,9 @@ class Envelope:
         self.state = EnvelopeState.QUEUED
         self.reply: Reply | None = None
         self.error: BaseException | None = None
+        # An app step run in the session's order (Runtime.run_in_session) instead of a message.
+        self.call: Callable[[], Awaitable[Any]] | None = None
+        self.result: Any = None
         self.scope: anyio.CancelScope | None = None
         self.seq = -1  # numbered in mailbox order (see SessionContext.accept)
         self.accepted = False

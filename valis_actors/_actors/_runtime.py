@@ -17,8 +17,9 @@ callers still waiting get ``RuntimeClosedError``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import anyio
 import attrs
@@ -40,7 +41,7 @@ from .._errors import (
 from .._events import Emitter, EventHook, EventKind
 from .._memory import Memory, open_memory
 from .._messages import Reply, Turn
-from .._personas import Persona, PersonaStore, render_system_prompt
+from .._personas import NEUTRAL, Persona, PersonaStore, render_system_prompt
 from .._util import NoPublicConstructor
 from ..providers import BaseProvider, provider_class
 from ._context import SessionContext, SessionLifecycle
@@ -51,6 +52,8 @@ from ._stream import ReplyStream
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
 
 logger = logging.getLogger("valis_actors.runtime")
+
+T = TypeVar("T")
 
 MAX_SESSION_ID_CHARS = 256
 
@@ -230,6 +233,41 @@ class Runtime(metaclass=NoPublicConstructor):
             delivery.receive.close()
             if not envelope.done.is_set():
                 self._abandon(session_id, envelope)
+
+    async def run_in_session(self, session_id: str, step: Callable[[], Awaitable[T]], *, label: str = "app step") -> T:
+        """Run ``step()`` as a step of the session's mailbox, in order with its messages.
+
+        It starts after every message of ``session_id`` accepted before it has been
+        answered, and messages accepted after it wait for it: app logic of your own (a
+        handoff rule, moderation, a ``/reset`` command) keeps the session's order without a
+        chain of your own. The same guarantees as ``ask``: FIFO, exactly one outcome
+        (its result, or the exception it raised, as it is), a full mailbox refuses it
+        with ``MailboxFullError`` after ``response_deadline``, and cancelling the caller
+        cancels the step (queued: never started; running: cancelled).
+
+        Args:
+            session_id: The session whose order the step joins.
+            step: An async callable taking no arguments.
+            label: What the step is called in runtime events (``message`` of
+                ``message_accepted``), so ``EventRecorder`` checks cover app steps too.
+
+        Raises:
+            InvalidRequestError, RuntimeClosedError, MailboxFullError, SessionFailedError:
+                as for ``ask``; and whatever ``step`` raises.
+        """
+        if not callable(step):
+            raise InvalidRequestError(f"step must be an async callable, got {type(step).__name__}")
+        envelope = self._accept(session_id, NEUTRAL.id, label, None)
+        envelope.call = step
+        await self._enqueue(session_id, envelope)
+        try:
+            await envelope.done.wait()
+        except BaseException:
+            self._abandon(session_id, envelope)
+            raise
+        if envelope.error is not None:
+            raise envelope.error
+        return envelope.result  # type: ignore[no-any-return]
 
     async def _enqueue(self, session_id: str, envelope: Envelope) -> None:
         actor = self._actor_for(session_id)

@@ -207,6 +207,9 @@ class SessionActor:
 
     async def _process(self, envelope: Envelope) -> None:
         envelope.state = EnvelopeState.RUNNING
+        if envelope.call is not None:
+            await self._run_call(envelope)
+            return
         delivery = envelope.delivery
         info = MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
         try:
@@ -309,6 +312,35 @@ class SessionActor:
                 EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, reply.provider,
                 {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
             )
+
+    async def _run_call(self, envelope: Envelope) -> None:
+        """Run an app step (``Runtime.run_in_session``) as this session's next message.
+
+        Its exception goes to its caller as it is (not a crash of the session); a caller
+        who gives up cancels it. Messages queued behind it do not tighten its deadline:
+        it is the app's code, bounded by its caller.
+        """
+        call = envelope.call
+        if call is None:  # pragma: no cover - _process checked
+            return
+        emit = self._context.emit
+        if emit.enabled:
+            emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
+        scope = envelope.scope = anyio.CancelScope()
+        try:
+            with scope:
+                result = await call()
+        except Exception as exc:  # noqa: BLE001 - the app's own error, handed to the app as it is
+            self._fail_message(envelope, exc)
+            return
+        if scope.cancelled_caught or envelope.abandoned:
+            self._drop(envelope)
+            return
+        envelope.result = result
+        envelope.state = EnvelopeState.DONE
+        envelope.done.set()
+        if emit.enabled:
+            emit(EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, "app", {"deadline": envelope.deadline, "fallback_used": False})
 
     def _drop(self, envelope: Envelope) -> None:
         """The caller gave up while its message ran: nobody waits for a reply."""
