@@ -21,12 +21,12 @@ from valis_actors._cards import (
     CardError,
     CardLimits,
     card_to_json,
-    card_to_persona,
     card_to_png,
     greeting_for_session,
     parse_card_bytes,
     render_card_prompt,
 )
+from valis_actors._personas import card_to_persona
 
 MIB = 1024 * 1024
 
