@@ -28,6 +28,9 @@ async def chat(args: argparse.Namespace, out: TextIO) -> int:
         persona = runtime.personas.get(args.persona)
         print(f"Talking with {persona.name} (session {args.session!r}). Ctrl-C stops an answer, Ctrl-D leaves.",
               file=out, flush=True)
+        greeting = runtime.personas.greeting(args.persona, args.session)  # a character card's first message
+        if greeting:
+            print(f"{persona.name}: {greeting}", file=out, flush=True)
         while True:
             print("you> ", end="", file=out, flush=True)
             line = await stdin.readline()
