@@ -15,7 +15,7 @@ import attrs
 import cattrs
 
 from .._errors import InvalidPersonaIdError, PersonaError
-from .._validation import describe_errors, strict_str
+from .._validation import StrictTypeError, describe_errors, strict_str
 
 __all__ = [
     "NEUTRAL",
@@ -106,6 +106,17 @@ _converter.register_structure_hook(str, strict_str)
 _converter.register_structure_hook_func(
     lambda t: t == tuple[str, ...] or str(t) == "tuple[str, ...]", _structure_strings
 )
+_structure_patterns_fields = _converter.get_structure_hook(LanguagePatterns)
+
+
+def _structure_patterns(value: Any, cl: Any) -> LanguagePatterns:
+    # cattrs reads an attrs class from anything supporting `in` (a list, a string): require an object.
+    if not isinstance(value, Mapping):
+        raise StrictTypeError("an object", value)
+    return _structure_patterns_fields(value, cl)  # type: ignore[no-any-return]
+
+
+_converter.register_structure_hook(LanguagePatterns, _structure_patterns)
 
 
 def parse_persona(data: Any, source: str) -> Persona:
