@@ -206,7 +206,12 @@ _json = st.recursive(
 _fields = st.sampled_from(
     ["id", "name", "aliases", "language_patterns", "common_phrases", "specialties", "openers", "spec", "data"]
 )
-_persona_like = st.dictionaries(_fields, _json, max_size=6).map(lambda d: {"id": "fz", "name": "F", **d}) | _json
+_persona_like = (
+    st.dictionaries(_fields, _json, max_size=6).map(lambda d: {"id": "fz", "name": "F", **d})
+    | st.dictionaries(_fields, _json, max_size=6).map(lambda d: {"spec": "chara_card_v2", "data": d})
+    | st.dictionaries(_fields, _json, max_size=6).map(lambda d: {"name": "F", "first_mes": "hi", **d})  # V1
+    | _json
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

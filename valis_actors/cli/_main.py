@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
     async with open_runtime(config) as runtime:
-        _warn_unknown(runtime.personas, args.persona, config.unknown_persona)
+        warn_unknown_persona(runtime.personas, args.persona, config.unknown_persona)
         reply = await runtime.ask(args.session, args.persona, args.message)
     if args.json:
         print(json.dumps(reply_json(reply), indent=2), file=out)
@@ -100,7 +100,7 @@ async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _warn_unknown(store: PersonaStore, persona_id: str, unknown: str) -> None:
+def warn_unknown_persona(store: PersonaStore, persona_id: str, unknown: str) -> None:
     """An unknown (well-formed) id answers as the neutral persona: say so, and name the known ids."""
     if unknown == "error" or store.is_known(persona_id) or not PERSONA_ID_PATTERN.fullmatch(persona_id):
         return  # an error follows, or nothing to warn about
