@@ -24,6 +24,8 @@ from ._persona import NEUTRAL, Persona, check_persona_id, parse_persona, render_
 
 __all__ = ["PersonaStore", "builtin_personas_dir"]
 
+_MAX_PERSONA_BYTES = 10 * 1024 * 1024  # as for card files: a persona file is never read past this
+
 
 def builtin_personas_dir() -> Path:
     """Where the shipped personas live: package data in a wheel, ``personas/`` in a checkout."""
@@ -39,7 +41,11 @@ def builtin_personas_dir() -> Path:
 def _read_persona_json(file: Path) -> Any:
     """A VALIS persona file's JSON; every way it can fail is a ``PersonaError`` naming the file."""
     try:
-        return json.loads(file.read_bytes().decode("utf-8-sig"))
+        with file.open("rb") as stream:
+            data = stream.read(_MAX_PERSONA_BYTES + 1)
+        if len(data) > _MAX_PERSONA_BYTES:
+            raise PersonaError(f"{file.name}: over the {_MAX_PERSONA_BYTES}-byte limit of a persona file; refused")
+        return json.loads(data.decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise PersonaError(f"{file.name}: invalid JSON at line {exc.lineno}, column {exc.colno}") from None
     except UnicodeDecodeError as exc:
