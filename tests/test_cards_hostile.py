@@ -252,3 +252,8 @@ def test_fuzz_card_shaped_json_loads_or_raises_card_error(
     except CardError:
         return
     _exercise(card)
+
+
+def test_a_lone_surrogate_escape_is_refused() -> None:
+    text = json.dumps(v2(description="caf\ud800")).encode()  # ensure_ascii: written as an escape
+    refused(text, "s.json", "lone surrogate")

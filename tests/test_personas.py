@@ -184,6 +184,12 @@ def test_a_malformed_persona_file_is_a_problem_naming_the_file_and_path(tmp_path
     assert problem.startswith("bad.json: ") and "@ $" in problem or "unreadable value" in problem, problem
 
 
+def test_a_lone_surrogate_escape_is_a_problem_naming_the_path(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"id": "s", "name": "S", "openers": ["ok", "\\ud83d"]}')
+    store = va.PersonaStore.load_dir(tmp_path)
+    assert store.problems == ["s.json: text with a lone surrogate (not valid Unicode) @ $.openers[1]"]
+
+
 @pytest.mark.parametrize(
     "text", ["[" * 100_000, '{"id": "x", "name": ' + "[" * 5000 + "]" * 5000 + "}", "\ud800", b"\xff\xfe".decode("latin-1")]
 )
@@ -215,9 +221,9 @@ _persona_like = (
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(content=_persona_like, raw=st.sampled_from(["", "big", "deep", "nan"]))
+@given(content=_persona_like, raw=st.sampled_from(["", "big", "deep", "nan"]), ascii_only=st.booleans())
 def test_fuzz_a_persona_file_loads_or_is_a_problem_never_raises(
-    tmp_path: Path, content: object, raw: str
+    tmp_path: Path, content: object, raw: str, ascii_only: bool
 ) -> None:
     text = {
         "": None,
@@ -227,8 +233,11 @@ def test_fuzz_a_persona_file_loads_or_is_a_problem_never_raises(
     }[raw]
     file = tmp_path / "fz.json"
     file.write_bytes(
-        (text if text is not None else json.dumps(content, ensure_ascii=False)).encode("utf-8", "surrogatepass")
+        (text if text is not None else json.dumps(content, ensure_ascii=ascii_only)).encode("utf-8", "surrogatepass")
     )
     store = va.PersonaStore.load_dir(tmp_path)
     assert len(store.personas) + len(store.problems) == 1
     assert all(p.startswith("fz.json: ") for p in store.problems)
+    for persona in store:  # what loaded is usable end to end
+        va.render_system_prompt(persona).encode("utf-8")
+        fallback_text(persona, "hello").encode("utf-8")

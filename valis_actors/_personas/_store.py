@@ -45,7 +45,7 @@ def _read_persona_json(file: Path) -> Any:
             data = stream.read(_MAX_PERSONA_BYTES + 1)
         if len(data) > _MAX_PERSONA_BYTES:
             raise PersonaError(f"{file.name}: over the {_MAX_PERSONA_BYTES}-byte limit of a persona file; refused")
-        return json.loads(data.decode("utf-8-sig"))
+        value = json.loads(data.decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise PersonaError(f"{file.name}: invalid JSON at line {exc.lineno}, column {exc.colno}") from None
     except UnicodeDecodeError as exc:
@@ -56,6 +56,31 @@ def _read_persona_json(file: Path) -> Any:
         raise PersonaError(f"{file.name}: the JSON has an unreadable value ({exc})") from None
     except OSError as exc:
         raise PersonaError(f"{file.name}: cannot read ({exc.strerror or exc})") from None
+    where = _lone_surrogate(value)
+    if where is not None:
+        # "\\ud800" escapes decode to a lone surrogate, which no encoder accepts later (prompts, logs, sqlite).
+        raise PersonaError(f"{file.name}: text with a lone surrogate (not valid Unicode) @ {where}")
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The JSON path of the first string holding a lone surrogate, or None."""
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if _lone_surrogate(key) is not None:
+                    return path
+                stack.append((sub, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{path}[{index}]") for index, sub in enumerate(item))
+    return None
 
 
 def _load_file(file: Path) -> Persona | CardPersona:
