@@ -26,6 +26,17 @@ __all__ = ["Card", "card_persona_id", "is_card_json", "parse_card_object"]
 V1, V2, V3 = "chara_card_v1", "chara_card_v2", "chara_card_v3"
 _SPEC = re.compile(r"^chara_card_v(\d+)$")
 _V1_KEYS = ("first_mes", "mes_example", "personality", "scenario")
+# Not the nickname: a V1/V2 card may carry one that only counts once the card is exported as V3.
+_HASHED = (
+    "name",
+    "description",
+    "personality",
+    "scenario",
+    "first_mes",
+    "mes_example",
+    "system_prompt",
+    "post_history_instructions",
+)
 
 
 @attrs.frozen
@@ -201,19 +212,6 @@ def parse_card_object(obj: object, source: str, *, companion: dict[str, Any] | N
         warnings=tuple(warnings),
         companion=companion,
     )
-
-
-# Not the nickname: a V1/V2 card may carry one that only counts once the card is exported as V3.
-_HASHED = (
-    "name",
-    "description",
-    "personality",
-    "scenario",
-    "first_mes",
-    "mes_example",
-    "system_prompt",
-    "post_history_instructions",
-)
 
 
 def _slug(name: str) -> str:
