@@ -50,8 +50,11 @@ async def test_bad_deadline_is_refused() -> None:
 async def test_unknown_persona_gets_the_neutral_persona_never_jane() -> None:
     async with va.open_runtime(make_config(scripted("p1", default=va_step_permanent()))) as runtime:
         reply = await runtime.ask("s", "nobody", "hello there")
-    assert reply.persona_id == "neutral"
+        other = await runtime.ask("s", "someone", "hello there")
+    # The neutral persona answers under the id asked for: two unknown ids never share memory.
+    assert (reply.persona_id, other.persona_id) == ("nobody", "someone")
     assert "Jane" not in reply.text
+    assert "earlier conversation" not in other.text
 
 
 async def test_unknown_persona_is_an_error_when_configured() -> None:

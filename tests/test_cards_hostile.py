@@ -21,12 +21,12 @@ from valis_actors._cards import (
     CardError,
     CardLimits,
     card_to_json,
-    card_to_persona,
     card_to_png,
     greeting_for_session,
     parse_card_bytes,
     render_card_prompt,
 )
+from valis_actors._personas import card_to_persona
 
 MIB = 1024 * 1024
 
@@ -252,3 +252,8 @@ def test_fuzz_card_shaped_json_loads_or_raises_card_error(
     except CardError:
         return
     _exercise(card)
+
+
+def test_a_lone_surrogate_escape_is_refused() -> None:
+    text = json.dumps(v2(description="caf\ud800")).encode()  # ensure_ascii: written as an escape
+    refused(text, "s.json", "lone surrogate")

@@ -10,18 +10,20 @@ import pytest
 from tests.test_cards_build import card_text_chunks, charx, png, text_chunk, v1, v2, v3
 from valis_actors._cards import (
     CardError,
-    CardPersona,
     card_persona_id,
-    card_to_persona,
     export_card,
     import_cards,
-    load_card_dir,
-    load_card_persona,
     parse_card_bytes,
     show_card,
 )
+from valis_actors._personas import (
+    PERSONA_ID_PATTERN,
+    CardPersona,
+    PersonaStore,
+    card_to_persona,
+    load_card_persona,
+)
 from valis_actors._personas._fallback import fallback_text
-from valis_actors._personas._store import PERSONA_ID_PATTERN, PersonaStore
 
 EXAMPLES = (
     "<START>\n{{user}}: Is the lamp lit?\n{{char}}: *trims the wick* Always, before dusk. The sea forgives nothing.\n"
@@ -184,16 +186,17 @@ def test_persona_of_every_card_kind_is_usable() -> None:
         assert persona.name == "Mira" and fallback_text(persona, "hi")
 
 
-def test_a_folder_loads_its_cards_and_reports_bad_ones(cards_dir: Path) -> None:
+def test_a_folder_loads_its_cards_beside_persona_files_and_reports_bad_ones(cards_dir: Path) -> None:
     folder = cards_dir / "in"
-    (folder / "jane.json").write_text(json.dumps({"id": "jane", "name": "Jane"}))  # a VALIS persona: not ours
+    (folder / "jane.json").write_text(json.dumps({"id": "jane", "name": "Jane"}))  # a VALIS persona
     (folder / "broken.png").write_bytes(png()[:30])
     (folder / "copy.json").write_text(json.dumps(v3(name="Nox")))
     (folder / "newer.json").write_text(json.dumps({**v3(name="Neo"), "spec_version": "3.9"}))
     (folder / "notes.txt").write_text("ignored")
-    loaded = load_card_dir(folder)
-    assert sorted(p.persona.name for p in loaded.personas) == ["Box", "Mira", "Neo", "Nox"]
-    assert [line.split(":")[0] for line in loaded.problems] == ["broken.png", "nox.json"]
-    assert "the same card as copy.json" in loaded.problems[1]
-    assert len(loaded.warnings) == 1 and loaded.warnings[0].startswith("newer.json: ")
-    assert all(p.path is not None and p.path.parent == folder for p in loaded.personas)
+    loaded = PersonaStore.load_dir(folder)
+    assert sorted(c.persona.name for c in loaded.cards.values()) == ["Box", "Mira", "Neo", "Nox"]
+    assert loaded.get("jane").name == "Jane" and "jane" not in loaded.cards
+    assert [line.split(":")[0] for line in loaded.problems] == ["bad.json", "broken.png", "nox.json"]
+    assert "the same card as copy.json" in loaded.problems[2]
+    assert [w for w in loaded.warnings if w.startswith("newer.json: ")]
+    assert all(c.path is not None and c.path.parent == folder for c in loaded.cards.values())

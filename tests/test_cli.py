@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.test_cards_build import png, text_chunk, v2
 from valis_actors.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +130,66 @@ def test_backend_trio_without_trio_is_one_clear_line_and_exit_2() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "valis: --backend trio needs trio: pip install 'valis_actors[trio]'"
+
+
+def test_ask_matches_ids_in_any_case(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run("ask", "Jane", "hello", "--config", str(config_file), "--session", "case")
+    assert code == 0 and "-- jane via" in out
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_ask_with_an_unknown_id_warns_and_names_the_known_ones(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run("ask", "nobody", "hello", "--config", str(config_file), "--session", "unknown")
+    err = capsys.readouterr().err
+    assert code == 0 and "-- nobody via persona_fallback" in out
+    assert err == (
+        "valis: warning: unknown persona 'nobody'; answering as the neutral persona. "
+        "Known: advisor_alex, coach_emma, guide_sam, jane\n"
+    )
+
+
+@pytest.fixture
+def cards_config(tmp_path: Path) -> Path:
+    (tmp_path / "personas").mkdir()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "mira.png").write_bytes(png(text_chunk("chara", v2())))
+    (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "personas_dir": "personas", "user_name": "Ann", "providers": [], "memory": {"enabled": False},
+    }))
+    return path
+
+
+def test_personas_import_show_export_a_card(cards_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = cards_config.parent
+    code, out = run("personas", "import", str(folder / "in" / "mira.png"), str(folder / "in" / "bad.png"),
+                    "--config", str(cards_config))
+    err = capsys.readouterr().err
+    assert code == 2  # one file was refused
+    assert out.startswith("imported mira.png as mira-") and err.startswith("not imported: bad.png: ")
+    [copied] = (folder / "personas").iterdir()
+    assert copied.read_bytes() == (folder / "in" / "mira.png").read_bytes()
+    code, out = run("personas", "--config", str(cards_config))
+    assert code == 0 and "Mira (aliases: mira) [card]" in out
+    code, out = run("personas", "show", "Mira", "--config", str(cards_config))
+    assert code == 0
+    assert out.startswith("Write Mira's next reply in a fictional chat between Mira and Ann")
+    assert "[the conversation so far goes here]" in out
+    code, out = run("personas", "export", "mira", "--format", "json", "--config", str(cards_config))
+    assert code == 0 and json.loads(out) == v2()
+    target = folder / "out.png"
+    code, out = run("personas", "export", "mira", "--format", "png", "-o", str(target), "--config", str(cards_config))
+    assert code == 0 and target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_personas_show_and_export_refuse_clearly(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run("personas", "show", "sam", "--config", str(config_file))
+    assert code == 0 and out.startswith("You are Sam")
+    code, _ = run("personas", "show", "nobody", "--config", str(config_file))
+    assert code == 1 and "unknown persona 'nobody'; known: advisor_alex" in capsys.readouterr().err
+    code, _ = run("personas", "export", "jane", "--config", str(config_file))
+    err = capsys.readouterr().err
+    assert code == 2 and err == "valis: 'jane' is a VALIS persona file, not a character card; only cards export\n"

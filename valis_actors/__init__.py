@@ -22,6 +22,7 @@ from ._config import ProviderSettings as ProviderSettings
 from ._config import SessionSettings as SessionSettings
 from ._config import load_config as load_config
 from ._errors import ActorCrashedError as ActorCrashedError
+from ._errors import CardError as CardError
 from ._errors import ConfigError as ConfigError
 from ._errors import ContentPolicyError as ContentPolicyError
 from ._errors import EmptyMessageError as EmptyMessageError
@@ -69,6 +70,7 @@ __all__ = [
     "AttemptOutcome",
     "BaseProvider",
     "BreakerStatistics",
+    "CardError",
     "CircuitState",
     "Config",
     "ConfigError",

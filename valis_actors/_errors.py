@@ -6,6 +6,7 @@ sqlite, subprocess) are translated into these at the boundary where they occur.
     ValisError
     ├── ConfigError (also ValueError)
     │   └── PersonaError
+    │       └── CardError          (a character card file that cannot be used)
     ├── InvalidRequestError (also ValueError)
     │   ├── EmptyMessageError
     │   ├── MessageTooLongError
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorCrashedError",
+    "CardError",
     "ConfigError",
     "ContentPolicyError",
     "EmptyMessageError",
@@ -73,6 +75,20 @@ class ConfigError(ValisError, ValueError):
 
 class PersonaError(ConfigError):
     """A persona file cannot be used (bad JSON, wrong field type, bad id)."""
+
+
+class CardError(PersonaError):
+    """A character card cannot be read, parsed or written; the message starts with the file name.
+
+    Attributes:
+        source: The file (or label) the card came from.
+        problem: What is wrong, without the file name.
+    """
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
 
 
 class InvalidRequestError(ValisError, ValueError):

@@ -17,7 +17,7 @@ The default does nothing.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -27,6 +27,7 @@ from .._clock import Clock
 from .._config import SessionSettings
 from .._events import Emitter, EventKind
 from .._memory import Memory
+from .._messages import Turn
 from .._personas import Persona
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class SessionContext:
     settings: SessionSettings
     now: Clock
     emit: Emitter
-    system_prompt: Callable[[Persona], str]
+    # (persona, session id, history, message): a character card's prompt depends on all four.
+    system_prompt: Callable[[Persona, str, Sequence[Turn], str], str]
     lifecycle: SessionLifecycle
     book: SessionBook = attrs.field(factory=SessionBook)
 

@@ -16,6 +16,7 @@ callers still waiting get ``RuntimeClosedError``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -418,10 +419,20 @@ class Runtime(metaclass=NoPublicConstructor):
         self._emit(EventKind.SESSION_PASSIVATED, actor.session_id)
         return True
 
-    def _system_prompt(self, persona: Persona) -> str:
+    def _system_prompt(self, persona: Persona, session_id: str, history: Sequence[Turn], message: str) -> str:
         prompt = self._prompts.get(persona.id)
-        if prompt is None:
-            prompt = self._prompts[persona.id] = render_system_prompt(persona)
+        if prompt is not None:
+            return prompt
+        personas = self.personas
+        if persona.id in personas.cards:
+            # A card's prompt depends on the message and the history (macros, lorebook): never cached.
+            texts = [text for turn in history for text in (turn.user, turn.assistant)]
+            card_prompt = personas.prompt_for(persona, session_id, [*texts, message])
+            if card_prompt is not None:
+                return card_prompt
+        prompt = render_system_prompt(persona)
+        if personas.find(persona.id) is persona:  # unknown ids (neutral under their own id) are not cached
+            self._prompts[persona.id] = prompt
         return prompt
 
     def _begin_close(self) -> None:
@@ -501,9 +512,15 @@ async def open_runtime(
     config = config if config is not None else Config()
     clock = backend_clock()
     emit = Emitter(event_hook, clock)
-    personas = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir, config.unknown_persona)
+    personas = await anyio.to_thread.run_sync(
+        functools.partial(
+            PersonaStore.load_dir, config.personas_dir, config.unknown_persona, user_name=config.user_name
+        )
+    )
     for problem in personas.problems:
         logger.warning("persona not loaded: %s", problem)
+    for warning in personas.warnings:
+        logger.warning("persona: %s", warning)
     providers = [_create_provider(s) for s in config.providers if s.enabled]
     breaker = BreakerActor(
         [p.name for p in providers if not p.local],

@@ -248,7 +248,8 @@ class SessionActor:
             session_id=self.session_id,
             persona=persona,
             message=envelope.message,
-            system_prompt=envelope.system_prompt or context.system_prompt(persona),
+            system_prompt=envelope.system_prompt
+            or context.system_prompt(persona, self.session_id, history, envelope.message),
             history=tuple(history),
             deadline=deadline,
         )

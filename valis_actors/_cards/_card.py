@@ -9,7 +9,10 @@ defaults; a field of the wrong type is an error naming its JSON path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,11 +21,22 @@ import attrs
 from ._error import CardError
 from ._lorebook import Lorebook, parse_book
 
-__all__ = ["Card", "is_card_json", "parse_card_object"]
+__all__ = ["Card", "card_persona_id", "is_card_json", "parse_card_object"]
 
 V1, V2, V3 = "chara_card_v1", "chara_card_v2", "chara_card_v3"
 _SPEC = re.compile(r"^chara_card_v(\d+)$")
 _V1_KEYS = ("first_mes", "mes_example", "personality", "scenario")
+# Not the nickname: a V1/V2 card may carry one that only counts once the card is exported as V3.
+_HASHED = (
+    "name",
+    "description",
+    "personality",
+    "scenario",
+    "first_mes",
+    "mes_example",
+    "system_prompt",
+    "post_history_instructions",
+)
 
 
 @attrs.frozen
@@ -198,3 +212,16 @@ def parse_card_object(obj: object, source: str, *, companion: dict[str, Any] | N
         warnings=tuple(warnings),
         companion=companion,
     )
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:40].strip("_")
+    return slug or "card"
+
+
+def card_persona_id(card: Card) -> str:
+    """``<slug of the name>-<8 hex digits>``: stable for the same character, valid as a persona id."""
+    fields = {key: getattr(card, key) for key in _HASHED}
+    digest = hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=4).hexdigest()
+    return f"{_slug(card.name)}-{digest}"

@@ -13,24 +13,20 @@ from pathlib import Path
 
 import attrs
 
-from ._card import is_card_json
+from ._card import card_persona_id
 from ._charx import charx_icon
 from ._error import CardError
 from ._limits import DEFAULT_LIMITS, CardLimits
-from ._persona import CardPersona
 from ._png import PNG_SIGNATURE
 from ._prompt import DEFAULT_USER, render_card_prompt
-from ._read import decode_card_json, parse_card_bytes, read_card, read_card_bytes
+from ._read import parse_card_bytes, read_card, read_card_bytes
 from ._write import card_to_json, card_to_png
 
 __all__ = [
     "CARD_SUFFIXES",
-    "CardFolder",
     "ImportResult",
     "export_card",
     "import_cards",
-    "load_card_dir",
-    "load_card_persona",
     "show_card",
 ]
 
@@ -54,66 +50,6 @@ class ImportResult:
     path: Path | None = None
     problem: str | None = None
     copied: bool = False
-
-
-def load_card_persona(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> CardPersona:
-    """Read a card file as a persona (what a store calls for each card file).
-
-    Raises:
-        CardError: The file is not a usable card.
-    """
-    file = Path(path)
-    return CardPersona.from_card(read_card(file, limits=limits), file)
-
-
-@attrs.frozen
-class CardFolder:
-    """The cards found in a personas folder.
-
-    Attributes:
-        personas: One per card file that loaded, in file-name order.
-        problems: One line per card file that could not be used (it names the file); the others still load.
-        warnings: One line per card that loaded with something to say (a newer spec version, ...).
-    """
-
-    personas: tuple[CardPersona, ...] = ()
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-
-def load_card_dir(directory: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> CardFolder:
-    """Load every card in ``directory``: ``.png``/``.apng``/``.charx`` files, and ``.json`` files that are cards.
-
-    A ``.json`` file that is not a card (``is_card_json`` is false, or it is not JSON at all) is left to
-    ``PersonaStore``, which reports its own problems. Blocking: run it in a worker thread.
-    """
-    personas: list[CardPersona] = []
-    problems: list[str] = []
-    warnings: list[str] = []
-    seen: dict[str, str] = {}
-    for file in sorted(Path(directory).iterdir()):
-        suffix = file.suffix.lower()
-        if suffix not in CARD_SUFFIXES or not file.is_file():
-            continue
-        try:
-            data = read_card_bytes(file, limits=limits)
-            if suffix == ".json":
-                try:
-                    if not is_card_json(decode_card_json(data, file.name, limits=limits)):
-                        continue
-                except CardError:
-                    continue  # not JSON: PersonaStore reports it
-            persona = CardPersona.from_card(parse_card_bytes(data, file.name, limits=limits), file)
-        except CardError as exc:
-            problems.append(str(exc))
-            continue
-        first = seen.setdefault(persona.persona.id, file.name)
-        if first != file.name:
-            problems.append(f"{file.name}: the same card as {first} (id {persona.persona.id}); skipped")
-            continue
-        personas.append(persona)
-        warnings.extend(persona.card.warnings)
-    return CardFolder(tuple(personas), tuple(problems), tuple(warnings))
 
 
 def _suffix(data: bytes) -> str:
@@ -159,10 +95,10 @@ def import_cards(
         source = Path(given)
         try:
             data = read_card_bytes(source, limits=limits)
-            persona = CardPersona.from_card(parse_card_bytes(data, source.name, limits=limits))
-            target = folder / f"{persona.persona.id}{_suffix(data)}"
+            persona_id = card_persona_id(parse_card_bytes(data, source.name, limits=limits))
+            target = folder / f"{persona_id}{_suffix(data)}"
             if target.exists() and target.read_bytes() == data:
-                results.append(ImportResult(source, persona.persona.id, target))
+                results.append(ImportResult(source, persona_id, target))
                 continue
             if target.exists() and not replace:
                 raise CardError(
@@ -171,7 +107,7 @@ def import_cards(
                     "content; pass replace=True (--replace) to overwrite it",
                 )
             _write_atomically(target, data)
-            results.append(ImportResult(source, persona.persona.id, target, copied=True))
+            results.append(ImportResult(source, persona_id, target, copied=True))
         except CardError as exc:
             results.append(ImportResult(source, problem=str(exc)))
         except OSError as exc:

@@ -27,7 +27,7 @@ __all__ = ["decode_card_json", "parse_card_bytes", "read_card", "read_card_bytes
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def _check_depth(value: Any, source: str, limits: CardLimits) -> None:
+def _check_structure(value: Any, source: str, limits: CardLimits) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -35,8 +35,16 @@ def _check_depth(value: Any, source: str, limits: CardLimits) -> None:
             raise CardError(
                 source, f"the card JSON nests deeper than {limits.max_json_depth} levels; refused"
             )
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    # A "\\ud800" escape: no encoder accepts it later (prompts, exports, logs).
+                    raise CardError(source, "the card holds text with a lone surrogate (not valid Unicode)") from None
+        elif isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
+            stack.extend((k, depth + 1) for k in item)
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
 
@@ -79,7 +87,7 @@ def decode_card_json(
         raise CardError(source, f"the {what} JSON nests too deeply; refused") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise CardError(source, f"the {what} JSON has an unreadable value ({exc})") from None
-    _check_depth(value, source, limits)
+    _check_structure(value, source, limits)
     return value
 
 

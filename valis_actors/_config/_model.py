@@ -161,6 +161,7 @@ class Config:
     max_message_chars: int = attrs.field(default=32_000, validator=at_least(1))
     personas_dir: str | None = None
     unknown_persona: str = attrs.field(default="neutral", validator=one_of("neutral", "error"))
+    user_name: str = "User"
     content_policy_failover: bool = False
     retry_timeouts: bool = False
     hedge_after: float | None = attrs.field(default=None, validator=positive)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from .._messages import ProviderRequest, ProviderResponse, Usage
 from ..providers._base import BaseProvider, register_provider
-from ._store import NEUTRAL, Persona
+from ._persona import NEUTRAL, Persona
 
 __all__ = ["PersonaFallback", "fallback_text"]
 

@@ -1,132 +1,30 @@
-"""Personas: the schema, loading a folder of JSON files, and the system prompt.
+"""The personas a runtime knows: a folder of persona files and character cards, by id and alias.
 
-A persona file that cannot be used is reported (file name and field) and the
-others still load. Persona ids are validated before any lookup, so an id such as
-``../x`` never reaches the file system.
+A file that cannot be used is reported (file name and JSON path) and the others
+still load: nothing in one file stops another. Ids and aliases match
+case-insensitively (``Jane`` finds ``jane``). Character cards (``.png``, ``.apng``,
+``.charx``, card ``.json``) load beside VALIS persona JSON; their system prompt
+depends on the message and the history (macros, lorebook), so the store renders
+it per message (``prompt_for``).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
-from .._errors import InvalidPersonaIdError, PersonaError, UnknownPersonaError
-from .._validation import describe_errors, strict_str
+from .._cards import CARD_SUFFIXES, DEFAULT_USER, is_card_json, parse_card_bytes, read_card_bytes
+from .._errors import PersonaError, UnknownPersonaError
+from ._card import CardPersona
+from ._persona import NEUTRAL, Persona, check_persona_id, parse_persona, render_system_prompt
 
-__all__ = ["LanguagePatterns", "Persona", "PersonaStore", "render_system_prompt"]
+__all__ = ["PersonaStore", "builtin_personas_dir"]
 
-PERSONA_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-
-
-def check_persona_id(persona_id: object) -> str:
-    """Return ``persona_id`` if it is a valid id, else raise ``InvalidPersonaIdError``."""
-    if not isinstance(persona_id, str):
-        raise InvalidPersonaIdError(f"persona id must be a string, got {type(persona_id).__name__}")
-    if not PERSONA_ID_PATTERN.match(persona_id):
-        shown = persona_id if len(persona_id) <= 40 else persona_id[:37] + "..."
-        raise InvalidPersonaIdError(
-            f"invalid persona id {shown!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit"
-        )
-    return persona_id
-
-
-@attrs.frozen
-class LanguagePatterns:
-    """How a persona speaks."""
-
-    common_phrases: tuple[str, ...] = ()
-    question_style: str = ""
-    reflection_style: str = ""
-
-
-@attrs.frozen
-class Persona:
-    """A persona, as written in ``personas/<id>.json`` (the original VALIS schema).
-
-    Only ``id`` and ``name`` are required. ``openers`` and ``closers`` feed the
-    local persona fallback; it falls back to neutral wording when they are absent.
-    """
-
-    id: str
-    name: str
-    aliases: tuple[str, ...] = ()
-    description: str = ""
-    tone: str = ""
-    background: str = ""
-    approach: str = ""
-    specialties: tuple[str, ...] = ()
-    language_patterns: LanguagePatterns = LanguagePatterns()
-    personality_traits: tuple[str, ...] = ()
-    expertise_areas: tuple[str, ...] = ()
-    openers: tuple[str, ...] = ()
-    closers: tuple[str, ...] = ()
-
-    @property
-    def common_phrases(self) -> tuple[str, ...]:
-        return self.language_patterns.common_phrases
-
-
-NEUTRAL = Persona(
-    id="neutral",
-    name="Assistant",
-    description="a helpful, neutral assistant",
-    tone="clear, friendly and neutral",
-    approach="I listen first, then suggest one concrete next step.",
-    language_patterns=LanguagePatterns(
-        common_phrases=("Let's take this one step at a time.", "Thanks for explaining."),
-        question_style="Asks one open question at a time.",
-        reflection_style="Restates the main point briefly.",
-    ),
-    openers=("Thanks for your message.", "I hear you."),
-    closers=("What would help most right now?",),
-)
-
-
-def _structure_strings(value: Any, _: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list):
-        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
-    return tuple(strict_str(v, str) for v in value)
-
-
-_converter = cattrs.Converter(detailed_validation=True)
-_converter.register_structure_hook(str, strict_str)
-_converter.register_structure_hook_func(
-    lambda t: t == tuple[str, ...] or str(t) == "tuple[str, ...]", _structure_strings
-)
-
-
-def parse_persona(data: Any, source: str) -> Persona:
-    """Build a ``Persona`` from one file's parsed JSON.
-
-    Raises:
-        PersonaError: The data is not a persona; the message names the file and field.
-    """
-    if not isinstance(data, Mapping):
-        raise PersonaError(f"{source}: a persona file must hold a JSON object")
-    data = dict(data)
-    # The original VALIS schema allowed common_phrases at the top level.
-    top_phrases = data.pop("common_phrases", None)
-    if top_phrases is not None:
-        patterns = dict(data.get("language_patterns") or {})
-        patterns.setdefault("common_phrases", top_phrases)
-        data["language_patterns"] = patterns
-    known = {a.name for a in attrs.fields(Persona)}
-    data = {k: v for k, v in data.items() if k in known}
-    try:
-        persona = _converter.structure(data, Persona)
-    except Exception as exc:  # noqa: BLE001 - every structuring error becomes a PersonaError
-        problems = tuple(describe_errors(exc))
-        raise PersonaError(f"{source}: " + "; ".join(problems), problems) from None
-    for field, value in (("id", persona.id), *((f"aliases[{i}]", a) for i, a in enumerate(persona.aliases))):
-        if not PERSONA_ID_PATTERN.match(value):
-            raise PersonaError(f"{source}: {field} {value!r} is not a valid persona id @ $.{field}")
-    return persona
+_MAX_PERSONA_BYTES = 10 * 1024 * 1024  # as for card files: a persona file is never read past this
 
 
 def builtin_personas_dir() -> Path:
@@ -140,30 +38,107 @@ def builtin_personas_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "personas"
 
 
+def _read_persona_json(file: Path) -> Any:
+    """A VALIS persona file's JSON; every way it can fail is a ``PersonaError`` naming the file."""
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(_MAX_PERSONA_BYTES + 1)
+        if len(data) > _MAX_PERSONA_BYTES:
+            raise PersonaError(f"{file.name}: over the {_MAX_PERSONA_BYTES}-byte limit of a persona file; refused")
+        value = json.loads(data.decode("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise PersonaError(f"{file.name}: invalid JSON at line {exc.lineno}, column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise PersonaError(f"{file.name}: not valid UTF-8 (at byte {exc.start})") from None
+    except RecursionError:
+        raise PersonaError(f"{file.name}: the JSON nests too deeply; refused") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise PersonaError(f"{file.name}: the JSON has an unreadable value ({exc})") from None
+    except OSError as exc:
+        raise PersonaError(f"{file.name}: cannot read ({exc.strerror or exc})") from None
+    where = _lone_surrogate(value)
+    if where is not None:
+        # "\\ud800" escapes decode to a lone surrogate, which no encoder accepts later (prompts, logs, sqlite).
+        raise PersonaError(f"{file.name}: text with a lone surrogate (not valid Unicode) @ {where}")
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The JSON path of the first string holding a lone surrogate, or None."""
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if _lone_surrogate(key) is not None:
+                    return path
+                stack.append((sub, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{path}[{index}]") for index, sub in enumerate(item))
+    return None
+
+
+def _load_file(file: Path) -> Persona | CardPersona:
+    """One file of a personas folder, as a persona or a card.
+
+    Raises:
+        PersonaError: It cannot be used (a ``CardError`` for a card); the message names the file.
+    """
+    if file.suffix.lower() != ".json":
+        return CardPersona.from_card(parse_card_bytes(read_card_bytes(file), file.name), file)
+    data = _read_persona_json(file)
+    if is_card_json(data):
+        # Parsed again by the card reader: it enforces the card caps and keeps the raw object for export.
+        return CardPersona.from_card(parse_card_bytes(read_card_bytes(file), file.name), file)
+    return parse_persona(data, file.name)
+
+
 @attrs.define
 class PersonaStore:
-    """The personas known to a runtime, by id and alias.
+    """The personas known to a runtime, by id and alias (case-insensitive).
 
     Attributes:
-        problems: One line per persona file that could not be loaded.
+        personas: By id, as written.
+        aliases: Lower-cased alias -> persona id.
+        problems: One line per file that could not be loaded (it names the file).
+        warnings: One line per file that loaded with something to say (id differs from
+            the file name, an alias taken by another persona, a newer card spec, ...).
+        cards: The personas that came from character cards, by persona id.
+        user_name: What ``{{user}}`` becomes in card prompts and greetings.
     """
 
     personas: dict[str, Persona] = attrs.field(factory=dict)
     aliases: dict[str, str] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
     unknown: str = "neutral"
+    warnings: list[str] = attrs.field(factory=list)
+    cards: dict[str, CardPersona] = attrs.field(factory=dict)
+    user_name: str = DEFAULT_USER
+    _folded: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)  # lower-cased id -> id
 
     @classmethod
-    def from_personas(cls, personas: Iterable[Persona], unknown: str = "neutral") -> PersonaStore:
-        store = cls(unknown=unknown)
+    def from_personas(
+        cls, personas: Iterable[Persona | CardPersona], unknown: str = "neutral", *, user_name: str = DEFAULT_USER
+    ) -> PersonaStore:
+        """A store holding ``personas`` (``Persona`` objects or loaded cards)."""
+        store = cls(unknown=unknown, user_name=user_name)
         for persona in personas:
             store.add(persona)
         return store
 
     @classmethod
-    def load_dir(cls, directory: str | Path | None, unknown: str = "neutral") -> PersonaStore:
-        """Load every ``*.json`` in ``directory`` (the shipped personas when None).
+    def load_dir(
+        cls, directory: str | Path | None, unknown: str = "neutral", *, user_name: str = DEFAULT_USER
+    ) -> PersonaStore:
+        """Load every persona file (``*.json``) and character card (``.png``, ``.apng``, ``.charx``,
+        card ``.json``) in ``directory`` (the shipped personas when None).
 
+        A file that cannot be used becomes one line in ``problems``; the others still load.
         Blocking: call it from a worker thread inside the event loop.
 
         Raises:
@@ -174,40 +149,90 @@ class PersonaStore:
             raise PersonaError(
                 f"personas_dir {str(folder)!r} is not a directory; create it or fix personas_dir in config.json"
             )
-        store = cls(unknown=unknown)
-        for file in sorted(folder.glob("*.json")):
+        store = cls(unknown=unknown, user_name=user_name)
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in CARD_SUFFIXES and f.is_file())
+        for file in files:
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                store.problems.append(f"{file.name}: invalid JSON at line {exc.lineno}, column {exc.colno}")
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                store.problems.append(f"{file.name}: cannot read ({exc})")
-                continue
-            try:
-                persona = parse_persona(data, file.name)
+                loaded = _load_file(file)
             except PersonaError as exc:
                 store.problems.append(str(exc))
                 continue
-            if persona.id != file.stem:
-                store.problems.append(f"{file.name}: id {persona.id!r} differs from the file name; using the id")
-            store.add(persona)
+            except (RecursionError, MemoryError, TypeError, ValueError) as exc:
+                # A safety net: every known case is a PersonaError; a new one is reported, never raised.
+                store.problems.append(f"{file.name}: cannot be used ({type(exc).__name__}: {exc})"[:300])
+                continue
+            persona = loaded.persona if isinstance(loaded, CardPersona) else loaded
+            if isinstance(loaded, CardPersona):
+                if persona.id in store.cards:
+                    first = store.cards[persona.id].path
+                    store.problems.append(
+                        f"{file.name}: the same card as {first.name if first else '?'} (id {persona.id}); skipped"
+                    )
+                    continue
+                store.warnings.extend(loaded.card.warnings)
+            elif persona.id.lower() != file.stem.lower():
+                store.warnings.append(
+                    f"{file.name}: id {persona.id!r} differs from the file name; loaded as {persona.id!r}"
+                )
+            store.add(loaded, source=file.name)
         return store
 
-    def add(self, persona: Persona) -> None:
-        """Add (or replace) a persona and its aliases."""
+    def add(self, persona: Persona | CardPersona, *, source: str | None = None) -> None:
+        """Add (or replace) a persona (or a loaded card) and its aliases.
+
+        An id that only differs in case from another persona's, or an alias that is another
+        persona's id (or alias), gets a line in ``warnings``: ids win over aliases, the first
+        alias wins over a later one.
+        """
+        if isinstance(persona, CardPersona):
+            self.cards[persona.persona.id] = persona
+            persona = persona.persona
+        else:
+            self.cards.pop(persona.id, None)
+        where = f"{source}: " if source else ""
+        if source and persona.id in self.personas:
+            self.warnings.append(f"{where}id {persona.id!r} was already loaded from another file; replaced")
+        key = persona.id.lower()
+        owner = self._folded.get(key)
+        if owner is not None and owner != persona.id and owner in self.personas:
+            self.warnings.append(f"{where}id {persona.id!r} differs from {owner!r} only in case; {owner!r} keeps it")
+        else:
+            self._folded[key] = persona.id
         self.personas[persona.id] = persona
         for alias in persona.aliases:
-            self.aliases[alias] = persona.id
+            folded = alias.lower()
+            taken = self._folded.get(folded)
+            if taken is not None and taken != persona.id:
+                self.warnings.append(
+                    f"{where}alias {alias!r} of {persona.id!r} is the id of {taken!r}; it finds {taken!r}"
+                )
+                continue
+            other = self.aliases.get(folded)
+            if other is not None and other != persona.id:
+                self.warnings.append(f"{where}alias {alias!r} of {persona.id!r} is taken by {other!r}; ignored")
+                continue
+            self.aliases[folded] = persona.id
+
+    def find(self, persona_id: str) -> Persona | None:
+        """The persona for an id or alias (any case), or None when there is none."""
+        persona = self.personas.get(persona_id)
+        if persona is not None:
+            return persona
+        key = persona_id.lower()
+        found = self._folded.get(key) or self.aliases.get(key)
+        return self.personas.get(found) if found is not None else None
 
     def get(self, persona_id: str) -> Persona:
-        """The persona for an id or alias; unknown ids get the neutral persona.
+        """The persona for an id or alias (any case); unknown ids get the neutral persona.
+
+        The neutral persona answers under the id asked for (lower-cased), so memory,
+        keyed by persona id, is never shared between two unknown ids.
 
         Raises:
             InvalidPersonaIdError: The id is malformed.
             UnknownPersonaError: Unknown id and ``unknown_persona`` is ``"error"``.
         """
-        persona = self.personas.get(persona_id) or self.personas.get(self.aliases.get(persona_id, ""))
+        persona = self.find(persona_id)
         if persona is not None:
             return persona
         check_persona_id(persona_id)
@@ -216,31 +241,65 @@ class PersonaStore:
                 f"unknown persona {persona_id!r}; known: {', '.join(sorted(self.personas)) or 'none'}"
                 " (add personas/<id>.json or set unknown_persona to 'neutral')"
             )
-        return NEUTRAL
+        key = persona_id.lower()
+        return NEUTRAL if key == NEUTRAL.id else attrs.evolve(NEUTRAL, id=key)
 
-    def __iter__(self) -> Any:
+    def is_known(self, persona_id: str) -> bool:
+        """Whether ``persona_id`` names a loaded persona (an id or alias, any case)."""
+        return self.find(persona_id) is not None
+
+    def card(self, persona_id: str) -> CardPersona | None:
+        """The character card behind a persona id or alias, or None when it is not a card."""
+        persona = self.find(persona_id)
+        return self.cards.get(persona.id) if persona is not None else None
+
+    def prompt_for(self, persona: Persona, session_id: str, messages: Sequence[str] = ()) -> str | None:
+        """A card persona's system prompt for one message; None for other personas.
+
+        Args:
+            persona: The persona answering.
+            session_id: Seeds the card's ``{{pick}}``/``{{random}}`` macros.
+            messages: The history's texts (user, assistant, ...) then the new message: what the
+                lorebook scans.
+        """
+        card = self.cards.get(persona.id)
+        if card is None or card.persona is not persona:
+            return None
+        prompt = card.prompt(
+            session_id=session_id,
+            user=self.user_name,
+            messages=messages,
+            seed=str(len(messages)),
+            assistant_turns=len(messages) // 2,
+        )
+        return f"{prompt.system}\n\n{prompt.post_history}" if prompt.post_history else prompt.system
+
+    def system_prompt(self, persona_id: str, session_id: str = "show", messages: Sequence[str] = ()) -> str:
+        """What the model gets as the system prompt for ``persona_id`` (``valis personas show``).
+
+        Raises:
+            InvalidPersonaIdError: The id is malformed.
+            UnknownPersonaError: No persona has this id or alias.
+        """
+        persona = self.find(persona_id)
+        if persona is None:
+            check_persona_id(persona_id)
+            raise UnknownPersonaError(
+                f"unknown persona {persona_id!r}; known: {', '.join(sorted(self.personas)) or 'none'}"
+            )
+        card = self.cards.get(persona.id)
+        if card is not None:
+            return card.prompt(session_id=session_id, user=self.user_name, messages=messages).text()
+        return render_system_prompt(persona)
+
+    def greeting(self, persona_id: str, session_id: str) -> str:
+        """The greeting that opens ``session_id`` with a card persona (``first_mes``, macros expanded).
+
+        ``""`` for personas without one (VALIS persona files, cards without ``first_mes``) and
+        for unknown ids.
+        """
+        card = self.card(persona_id)
+        return card.greeting(session_id, user=self.user_name) if card is not None else ""
+
+    def __iter__(self) -> Iterator[Persona]:
         return iter(self.personas.values())
-
-
-def render_system_prompt(persona: Persona) -> str:
-    """Render a persona as the system prompt sent to remote models."""
-    lines = [f"You are {persona.name}" + (f", {persona.description}" if persona.description else "") + "."]
-    if persona.background:
-        lines.append(f"Background: {persona.background}")
-    if persona.tone:
-        lines.append(f"Your tone is {persona.tone}.")
-    if persona.approach:
-        lines.append(f"Your approach: {persona.approach}")
-    if persona.specialties:
-        lines.append("Your specialties: " + ", ".join(persona.specialties) + ".")
-    if persona.personality_traits:
-        lines.append("You are " + ", ".join(persona.personality_traits) + ".")
-    patterns = persona.language_patterns
-    if patterns.common_phrases:
-        lines.append("Phrases you often use: " + " | ".join(patterns.common_phrases))
-    if patterns.question_style:
-        lines.append(f"When you ask questions: {patterns.question_style}")
-    if patterns.reflection_style:
-        lines.append(f"When you reflect back: {patterns.reflection_style}")
-    lines.append("Stay in character. Answer in the user's language, concisely.")
-    return "\n".join(lines)

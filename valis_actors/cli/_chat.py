@@ -16,6 +16,7 @@ import anyio
 from .._actors import Runtime, open_runtime
 from .._config import load_config
 from .._errors import InvalidRequestError, ValisError
+from ._main import warn_unknown_persona
 
 __all__ = ["chat"]
 
@@ -26,8 +27,12 @@ async def chat(args: argparse.Namespace, out: TextIO) -> int:
     stdin = anyio.wrap_file(sys.stdin)
     async with open_runtime(config) as runtime:
         persona = runtime.personas.get(args.persona)
+        warn_unknown_persona(runtime.personas, args.persona, config.unknown_persona)
         print(f"Talking with {persona.name} (session {args.session!r}). Ctrl-C stops an answer, Ctrl-D leaves.",
               file=out, flush=True)
+        greeting = runtime.personas.greeting(args.persona, args.session)  # a character card's first message
+        if greeting:
+            print(f"{persona.name}: {greeting}", file=out, flush=True)
         while True:
             print("you> ", end="", file=out, flush=True)
             line = await stdin.readline()

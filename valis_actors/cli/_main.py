@@ -3,6 +3,9 @@
     valis ask PERSONA MESSAGE [--session ID] [--config PATH] [--json]
     valis chat PERSONA [--session ID] [--config PATH]
     valis personas [--config PATH]
+    valis personas import PATH... [--replace] [--config PATH]
+    valis personas export ID --format json|png [-o FILE] [--config PATH]
+    valis personas show ID [--config PATH]
     valis history SESSION [--config PATH]
     valis forget SESSION [--config PATH]
     valis config check [PATH]
@@ -16,18 +19,21 @@ input), never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 import anyio
 
 from .._actors import open_runtime
-from .._config import load_config
-from .._errors import ConfigError, InvalidRequestError, ValisError
-from .._personas import PersonaStore
+from .._cards import export_card, import_cards
+from .._config import Config, load_config
+from .._errors import ConfigError, InvalidRequestError, PersonaError, ValisError
+from .._personas import PERSONA_ID_PATTERN, PersonaStore
 from ._output import describe, reply_json
 
 __all__ = ["main"]
@@ -52,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("persona")
     chat.add_argument("--session", default="chat", help="session id (default: chat)")
 
-    with_config(sub.add_parser("personas", help="list the personas"))
+    personas = with_config(sub.add_parser("personas", help="list, import, export or show personas"))
+    personas_sub = personas.add_subparsers(dest="personas_command", metavar="ACTION")
+    imp = with_config(personas_sub.add_parser("import", help="copy character cards into personas_dir"))
+    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.add_argument("--replace", action="store_true", help="overwrite a different file of the same name")
+    exp = with_config(personas_sub.add_parser("export", help="write a character card as JSON or PNG"))
+    exp.add_argument("id")
+    exp.add_argument("--format", choices=("json", "png"), default="json", dest="fmt")
+    exp.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    show = with_config(personas_sub.add_parser("show", help="print the system prompt a persona gets"))
+    show.add_argument("id")
     history = with_config(sub.add_parser("history", help="show a session's conversation"))
     history.add_argument("session")
     forget = with_config(sub.add_parser("forget", help="delete a session's conversation"))
@@ -75,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
     async with open_runtime(config) as runtime:
+        warn_unknown_persona(runtime.personas, args.persona, config.unknown_persona)
         reply = await runtime.ask(args.session, args.persona, args.message)
     if args.json:
         print(json.dumps(reply_json(reply), indent=2), file=out)
@@ -84,14 +101,66 @@ async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def warn_unknown_persona(store: PersonaStore, persona_id: str, unknown: str) -> None:
+    """An unknown (well-formed) id answers as the neutral persona: say so, and name the known ids."""
+    if unknown == "error" or store.is_known(persona_id) or not PERSONA_ID_PATTERN.fullmatch(persona_id):
+        return  # an error follows, or nothing to warn about
+    known = ", ".join(sorted(store.personas)) or "none"
+    print(f"valis: warning: unknown persona {persona_id!r}; answering as the neutral persona. Known: {known}",
+          file=sys.stderr)
+
+
 async def _personas(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
-    store = await anyio.to_thread.run_sync(PersonaStore.load_dir, config.personas_dir)
+    action = getattr(args, "personas_command", None)
+    if action == "import":
+        return await anyio.to_thread.run_sync(_import, config, args, out)
+    store = await anyio.to_thread.run_sync(
+        functools.partial(PersonaStore.load_dir, config.personas_dir, user_name=config.user_name)
+    )
+    if action == "show":
+        print(store.system_prompt(args.id), file=out)
+        return 0
+    if action == "export":
+        return await anyio.to_thread.run_sync(_export, store, args, out)
     for persona in sorted(store, key=lambda p: p.id):
         aliases = f" (aliases: {', '.join(persona.aliases)})" if persona.aliases else ""
-        print(f"{persona.id:<14} {persona.name}{aliases}: {persona.description}", file=out)
+        kind = " [card]" if persona.id in store.cards else ""
+        print(f"{persona.id:<14} {persona.name}{aliases}{kind}: {persona.description}", file=out)
     for problem in store.problems:
         print(f"not loaded: {problem}", file=sys.stderr)
+    for warning in store.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _import(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    if config.personas_dir is None:
+        raise ConfigError("set personas_dir in config.json to the folder cards are imported into")
+    failed = 0
+    for result in import_cards(args.paths, config.personas_dir, replace=args.replace):
+        if result.problem is not None:
+            failed += 1
+            print(f"not imported: {result.problem}", file=sys.stderr)
+        else:
+            verb = "imported" if result.copied else "already there:"
+            print(f"{verb} {result.source.name} as {result.persona_id} ({result.path})", file=out)
+    return 2 if failed else 0
+
+
+def _export(store: PersonaStore, args: argparse.Namespace, out: TextIO) -> int:
+    card = store.card(args.id)
+    if card is None or card.path is None:
+        store.system_prompt(args.id)  # an unknown or malformed id: its own error
+        raise PersonaError(f"{args.id!r} is a VALIS persona file, not a character card; only cards export")
+    data = export_card(card.path, args.fmt)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"wrote {args.output} ({len(data)} bytes)", file=out)
+    elif args.fmt == "json":
+        print(data.decode(), file=out)
+    else:
+        raise InvalidRequestError("a PNG is binary: pass -o FILE to write it")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A card as a VALIS persona: its id, its ``Persona``, and what the persona fallback says.
+"""A character card as a VALIS persona: its ``Persona``, and what the persona fallback says.
 
 The id is a slug of the name plus a short hash of what the character is (the
 prompt fields), so the same card always gets the same id, whichever container
@@ -9,51 +9,35 @@ greetings, the tone from ``personality``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
-from .._personas import LanguagePatterns, Persona
-from ._card import Card
-from ._macros import MacroContext, expand_macros
-from ._prompt import DEFAULT_USER, CardPrompt, greeting_for_session, render_card_prompt, split_examples
-
-__all__ = ["CardPersona", "card_language_patterns", "card_persona_id", "card_to_persona"]
-
-# Not the nickname: a V1/V2 card may carry one that only counts once the card is exported as V3.
-_HASHED = (
-    "name",
-    "description",
-    "personality",
-    "scenario",
-    "first_mes",
-    "mes_example",
-    "system_prompt",
-    "post_history_instructions",
+from .._cards import (
+    DEFAULT_LIMITS,
+    DEFAULT_USER,
+    Card,
+    CardLimits,
+    CardPrompt,
+    MacroContext,
+    card_persona_id,
+    expand_macros,
+    greeting_for_session,
+    read_card,
+    render_card_prompt,
+    split_examples,
 )
+from ._persona import LanguagePatterns, Persona
+
+__all__ = ["CardPersona", "card_language_patterns", "card_to_persona", "load_card_persona"]
+
 _ACTION = re.compile(r"\*[^*\n]{0,400}\*|_[^_\n]{0,400}_|\([^()\n]{0,400}\)")
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 _USER_MENTION = re.compile(r"\{\{\s*user\s*\}\}|<user>", re.IGNORECASE)
 _SPEAKER = re.compile(r"^\s*([^:\n]{1,40}):\s*(.*)$")
 _MAX_PHRASES, _MAX_CLOSERS, _MAX_OPENERS = 5, 3, 3
-
-
-def _slug(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:40].strip("_")
-    return slug or "card"
-
-
-def card_persona_id(card: Card) -> str:
-    """``<slug of the name>-<8 hex digits>``: stable for the same character, valid as a persona id."""
-    fields = {key: getattr(card, key) for key in _HASHED}
-    digest = hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=4).hexdigest()
-    return f"{_slug(card.name)}-{digest}"
 
 
 def _clean(text: str, card: Card) -> str:
@@ -182,3 +166,13 @@ class CardPersona:
     def greeting(self, session_id: str, *, user: str = DEFAULT_USER) -> str:
         """The greeting that opens ``session_id`` (``first_mes``, macros expanded)."""
         return greeting_for_session(self.card, session_id, user=user)
+
+
+def load_card_persona(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> CardPersona:
+    """Read a card file as a persona. Blocking: run it in a worker thread.
+
+    Raises:
+        CardError: The file is not a usable card.
+    """
+    file = Path(path)
+    return CardPersona.from_card(read_card(file, limits=limits), file)
