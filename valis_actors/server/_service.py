@@ -71,7 +71,7 @@ class Service:
 
     def persona(self, persona_id: str) -> va.Persona:
         store = self.runtime.personas
-        if persona_id not in store.personas and persona_id not in store.aliases:
+        if not store.is_known(persona_id):
             known = ", ".join(sorted(store.personas)) or "none"
             raise ApiError(
                 404,
