@@ -193,3 +193,13 @@ def test_personas_show_and_export_refuse_clearly(config_file: Path, capsys: pyte
     code, _ = run("personas", "export", "jane", "--config", str(config_file))
     err = capsys.readouterr().err
     assert code == 2 and err == "valis: 'jane' is a VALIS persona file, not a character card; only cards export\n"
+
+
+def test_ask_without_a_session_is_a_one_off_that_stores_nothing(config_file: Path) -> None:
+    code, _ = run("ask", "jane", "a one-off question", "--config", str(config_file))
+    assert code == 0
+    code, out = run("ask", "jane", "another one", "--config", str(config_file), "--json")
+    assert json.loads(out)["session_id"].startswith("cli-")
+    for session in ("cli", json.loads(out)["session_id"]):
+        _, history = run("history", session, "--config", str(config_file))
+        assert history.strip() == f"no turns stored for session {session!r}"

@@ -23,11 +23,13 @@ import functools
 import importlib.util
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 import anyio
+import attrs
 
 from .._actors import open_runtime
 from .._cards import export_card, import_cards
@@ -51,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     ask = with_config(sub.add_parser("ask", help="answer one message as a persona"))
     ask.add_argument("persona")
     ask.add_argument("message")
-    ask.add_argument("--session", default="cli", help="session id (default: cli)")
+    ask.add_argument(
+        "--session", default=None, help="session id to remember the turn in (default: a one-off question, nothing stored)"
+    )
     ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
 
     chat = with_config(sub.add_parser("chat", help="talk with a persona in the terminal"))
@@ -90,9 +94,15 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
+    session = args.session
+    if session is None:
+        # A one-off question: its own session, and nothing written to the store (unrelated
+        # questions must not pile up as history sent to an LLM as context).
+        session = f"cli-{uuid.uuid4().hex[:12]}"
+        config = attrs.evolve(config, memory=attrs.evolve(config.memory, backend="memory"))
     async with open_runtime(config) as runtime:
         warn_unknown_persona(runtime.personas, args.persona, config.unknown_persona)
-        reply = await runtime.ask(args.session, args.persona, args.message)
+        reply = await runtime.ask(session, args.persona, args.message)
     if args.json:
         print(json.dumps(reply_json(reply), indent=2), file=out)
     else:
