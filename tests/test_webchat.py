@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,96 @@ async def test_webchat_asks_for_the_key_and_keeps_it_in_the_tab(chromium: str, a
 
         await _drive(chromium, srv, steps)
     assert "sekrit-key" not in page_html + script
+
+
+# WCAG contrast of each visible text against the first opaque background behind it.
+CONTRAST_JS = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 :
+    Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = (el) => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+  const worst = []; let checked = 0;
+  for (const el of document.querySelectorAll('body *')) {
+    if (!el.offsetParent || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(el);
+    if (el.disabled || el.closest(':disabled')) continue;  // WCAG exempts inactive controls
+    const a = lum(rgb(style.color)), b = lum(bg(el)); checked += 1;
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) worst.push(`${el.tagName}.${el.className}: ${ratio.toFixed(2)}`);
+  }
+  return {checked, worst};
+}"""
+
+LABELS_JS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => !(el.labels && el.labels.length) && !el.textContent.trim() && !el.getAttribute('aria-label'))
+  .map((el) => el.id || el.outerHTML)"""
+
+
+async def test_webchat_keyboard_labels_contrast_and_small_screens(chromium: str, anyio_backend: str) -> None:
+    async with serve(make_config()) as srv:
+
+        def steps(page: Page) -> None:
+            for width in (375, 1440):
+                page.page.set_viewport_size({"width": width, "height": 800})
+                page.open()
+                assert page.page.evaluate(LABELS_JS) == []
+                contrast = page.page.evaluate(CONTRAST_JS)
+                assert contrast["checked"] > 5 and contrast["worst"] == [], contrast
+                overflow = page.page.evaluate("() => document.documentElement.scrollWidth")
+                assert overflow <= width, f"horizontal scrolling at {width} px: {overflow}"
+            # Keyboard only: arrows pick a persona, Shift+Enter breaks a line, Enter sends.
+            page.page.focus("#persona")
+            before = page.page.input_value("#persona"), page.page.inner_text("#persona-description")
+            page.page.keyboard.press("ArrowDown")
+            after = page.page.input_value("#persona"), page.page.inner_text("#persona-description")
+            assert after[0] != before[0] and after[1] != before[1], (before, after)
+            page.page.focus("#message")
+            page.page.keyboard.type("first line")
+            page.page.keyboard.press("Shift+Enter")
+            page.page.keyboard.type("second line")
+            assert page.page.input_value("#message") == "first line\nsecond line"
+            assert page.page.locator("#log > li").count() == 0  # Shift+Enter did not send
+            page.page.keyboard.press("Enter")
+            page.until("return document.querySelector('#log li.assistant.complete');")
+            assert page.page.locator("#log li.user .text").inner_text() == "first line\nsecond line"
+            assert page.page.evaluate("() => document.activeElement.id") == "message"  # ready for the next
+            contrast = page.page.evaluate(CONTRAST_JS)  # now with messages on screen
+            assert contrast["checked"] > 10 and contrast["worst"] == [], contrast
+
+        await _drive(chromium, srv, steps)
+
+
+async def test_webchat_through_the_valis_serve_command(chromium: str, tmp_path: Path, anyio_backend: str) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"providers": [{"name": "scripted", "type": "scripted"}], "personas_dir":
+                                  str(ROOT / "personas"), "memory": {"backend": "memory"}}))
+    command = [sys.executable, "-m", "valis_actors.cli", "serve", "--port", "0", "--backend", anyio_backend,
+               "--config", str(config)]
+    async with await anyio.open_process(command) as process:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(20):
+            while b"drains and stops" not in seen:  # the announce line, printed once it listens
+                seen += await process.stderr.receive()
+        url = seen.decode().split("valis serve: ")[1].split("/v1")[0]
+        assert url.startswith("http://127.0.0.1:") and f"chat page at {url}/;" in seen.decode()
+
+        def steps(page: Page) -> None:
+            page.open()
+            page.page.select_option("#persona", "coach_emma")
+            page.type_and_enter("hi Emma")
+            page.until("return document.querySelector('#log li.assistant.complete');")
+            assert "scripted: hi Emma" in page.last_answer().inner_text()
+
+        try:
+            with anyio.fail_after(90):
+                await anyio.to_thread.run_sync(_in_browser, chromium, url, anyio_backend, steps)
+        finally:
+            process.terminate()
+            with anyio.fail_after(20):
+                code = await process.wait()
+    assert code == 0
 
 
 # --- no browser needed ------------------------------------------------------------------
