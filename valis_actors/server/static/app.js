@@ -17,7 +17,7 @@
     persona: $("persona"), description: $("persona-description"), fresh: $("new-conversation"),
     auth: $("auth"), authForm: $("auth-form"), key: $("api-key"),
     error: $("error"), errorText: $("error-text"), retry: $("retry"),
-    log: $("log"), empty: $("empty"),
+    log: $("log"), empty: $("empty"), session: $("session"),
     composer: $("composer"), message: $("message"), send: $("send"), stop: $("stop"),
   };
 
@@ -35,7 +35,8 @@
 
   function save() {
     try {
-      localStorage.setItem(STORE, JSON.stringify(state));
+      // An answer still arriving is kept as incomplete: after a reload it is never shown complete.
+      localStorage.setItem(STORE, JSON.stringify(state, (k, v) => (k === "status" && v === "streaming" ? "incomplete" : v)));
     } catch (err) {
       showError("Could not keep the conversation in this browser: " + err.message);
     }
@@ -147,6 +148,8 @@
 
   function metaNode(meta) {
     const box = el("details", "meta");
+    box.open = Boolean(meta.open);
+    box.addEventListener("toggle", () => { meta.open = box.open; save(); });
     const model = meta.model ? ` / ${meta.model}` : "";
     const tries = meta.attempts || [];
     box.append(el("summary", null,
@@ -188,6 +191,7 @@
     const name = persona ? persona.name || persona.id : "Assistant";
     ui.log.replaceChildren(...messages.map((m) => messageNode(m, name)));
     ui.empty.hidden = messages.length > 0;
+    ui.session.textContent = state.persona ? `Session ${conversation(state.persona).sessionId}` : "";
     const busy = inFlight !== null;
     ui.message.disabled = busy;
     ui.send.disabled = busy || !state.persona;
@@ -208,8 +212,8 @@
     const personaId = state.persona;
     const conv = conversation(personaId);
     conv.messages.push({ role: "user", text });
-    // Saved as incomplete until the end arrives: a reload mid-answer never shows it complete.
-    const answer = { role: "assistant", text: "", status: "incomplete" };
+    const answer = { role: "assistant", text: "", status: "streaming",
+      error: "The page was reloaded or closed while it arrived." };
     conv.messages.push(answer);
     ui.message.value = "";
     const controller = new AbortController();
@@ -218,12 +222,11 @@
     let firstAt = null;
     save();
     render();
-    answer.status = "streaming";
-    render();
 
     const finish = (status, error) => {
       answer.status = status;
       if (error) answer.error = error;
+      else delete answer.error;
       inFlight = null;
       save();
       render();
@@ -278,7 +281,12 @@
           if (choice && choice.delta && choice.delta.content) {
             if (firstAt === null) firstAt = performance.now();
             answer.text += choice.delta.content;
-            render();
+            // Only the streaming answer changes: the rest of the log stays as it is.
+            const node = ui.log.lastElementChild && ui.log.lastElementChild.querySelector(".text");
+            if (node) {
+              node.textContent = answer.text;
+              node.scrollIntoView({ block: "end" });
+            } else render();
           }
           if (chunk.valis) {
             answer.meta = {
