@@ -181,7 +181,8 @@ async def test_webchat_streams_shows_who_answered_and_restores_after_reload(
             page.page.on("request", lambda r: seen_headers.update(r.headers) if r.method == "POST" else None)
             page.open()
             names = page.page.locator("#persona option").all_inner_texts()
-            assert {"Jane", "Sam", "Alex", "Emma"} <= {n.split()[0] for n in names}, names
+            assert {"Jane", "Sam", "Alex", "Emma"} <= {n.split(" — ")[0] for n in names}, names
+            assert all(len(n.split(" — ")[1]) <= 70 for n in names), names  # name — one line
             page.page.select_option("#persona", "guide_sam")
             assert page.page.inner_text("#persona-description").strip()
             page.type_and_enter(ASKED)
@@ -205,6 +206,7 @@ async def test_webchat_streams_shows_who_answered_and_restores_after_reload(
             assert any(a.startswith("gate: success") for a in attempts), attempts
             assert not page.last_answer().locator(".fallback").count()
             assert page.page.inner_text("#session") == "Session " + seen_headers["x-session-id"]
+            assert page.page.text_content("#announce") == "Sam answered: " + REST  # once, for screen readers
             assert page.page.is_enabled("#message") and not page.page.is_visible("#stop")
             _screenshot(page, shots, "conversation", 375)
             docs = _screenshot(page, shots, "conversation", 1440)
@@ -254,6 +256,7 @@ async def test_webchat_stop_and_reload_cancel_the_answer_on_the_server(chromium:
             page.until("return document.querySelector('#log li.assistant.stopped');")
             status = page.last_answer().locator(".status").inner_text()
             assert "Stopped" in status and "incomplete" in status, status
+            assert (page.page.text_content("#announce") or "").startswith("Stopped.")
             anyio.from_thread.run(finished, "cancelled")
             # The page is usable again at once, and the next answer is complete.
             page.type_and_enter("and now?")

@@ -17,7 +17,7 @@
     persona: $("persona"), description: $("persona-description"), fresh: $("new-conversation"),
     auth: $("auth"), authForm: $("auth-form"), key: $("api-key"),
     error: $("error"), errorText: $("error-text"), retry: $("retry"),
-    log: $("log"), empty: $("empty"), session: $("session"),
+    log: $("log"), empty: $("empty"), session: $("session"), announce: $("announce"),
     composer: $("composer"), message: $("message"), send: $("send"), stop: $("stop"),
   };
 
@@ -115,7 +115,7 @@
     ui.persona.replaceChildren(...personas.map((p) => {
       const option = document.createElement("option");
       option.value = p.id;
-      option.textContent = p.name || p.id;
+      option.textContent = (p.name || p.id) + (p.description ? ` — ${oneLine(p.description)}` : "");
       option.title = p.description || "";
       return option;
     }));
@@ -126,6 +126,11 @@
     if (!personas.length) showError("The server has no personas.");
     save();
     render();
+  }
+
+  function oneLine(text) {
+    const line = text.split(/(?<=[.!?])\s/)[0].trim();
+    return line.length > 70 ? line.slice(0, 69).trimEnd() + "…" : line;
   }
 
   function personaById(id) {
@@ -184,6 +189,11 @@
     return item;
   }
 
+  function answerName(id) {
+    const persona = personaById(id);
+    return persona ? persona.name || persona.id : id;
+  }
+
   function render() {
     const persona = personaById(state.persona);
     ui.description.textContent = persona ? persona.description || "" : "";
@@ -199,6 +209,7 @@
     ui.fresh.disabled = busy;
     ui.stop.hidden = !busy;
     ui.composer.setAttribute("aria-busy", String(busy));
+    ui.log.setAttribute("aria-busy", String(busy));
     const last = ui.log.lastElementChild;
     if (last) last.scrollIntoView({ block: "end" });
   }
@@ -230,6 +241,9 @@
       inFlight = null;
       save();
       render();
+      // One announcement per answer for screen readers, not one per chunk.
+      ui.announce.textContent = status === "complete" ? `${answerName(personaId)} answered: ${answer.text}` :
+        `${STATUS[status]}${answer.error ? ` ${answer.error}` : ""}`;
       ui.message.focus();
     };
 
