@@ -419,8 +419,14 @@ async def test_webchat_keyboard_labels_contrast_and_small_screens(chromium: str,
             assert page.page.evaluate("() => document.activeElement.id") == "message"  # ready for the next
             contrast = page.page.evaluate(CONTRAST_JS)  # now with messages on screen
             assert contrast["checked"] > 10 and contrast["worst"] == [], contrast
+            page.type_and_enter("and then?")
+            page.until("return document.querySelectorAll('#log li.assistant.complete').length === 2;")
 
         await _drive(chromium, srv, steps)
+        # The page sends only the new message: the server's memory of the session is the history.
+        first, second = srv.scripted().calls
+        assert first.history == () and second.message == "and then?"
+        assert [(t.user, t.assistant) for t in second.history] == [(first.message, "scripted: " + first.message)]
 
 
 async def test_webchat_through_the_valis_serve_command(chromium: str, tmp_path: Path, anyio_backend: str) -> None:
