@@ -1,7 +1,8 @@
 """``create_app``: the Starlette app, with the runtime opened in its lifespan.
 
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``, ``POST /v1/messages``,
-``GET /healthz``, ``GET /readyz``, ``GET /metrics``. Unknown paths and methods get
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``, and the web chat page
+(``GET /``, ``GET /static/{name}``). Unknown paths and methods get
 an OpenAI-style error body, and so does any bug (500, no traceback in the response).
 """
 
@@ -32,6 +33,7 @@ from ._openai import chat_completions, list_models, retrieve_model
 from ._replies import error_response
 from ._service import Service
 from ._settings import ServerSettings, load_server_config
+from ._webchat import index, static_file
 
 __all__ = ["create_app"]
 
@@ -118,6 +120,8 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/", index, methods=["GET"]),
+            Route("/static/{name}", static_file, methods=["GET"]),
         ],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

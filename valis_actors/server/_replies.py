@@ -54,4 +54,9 @@ def valis_info(reply: va.Reply, accepted: Accepted) -> dict[str, Any]:
         "session_id": accepted.session.session_id,
         "fallback_used": reply.fallback_used,
         "deduplicated": not accepted.started,
+        # Why the providers before the answering one did not answer (errors are redacted).
+        "attempts": [
+            {"provider": a.provider, "outcome": str(a.outcome), "reason": a.error, "duration": round(a.duration, 3)}
+            for a in reply.attempts
+        ],
     }

@@ -196,7 +196,8 @@ def serve(
 
     def announce(url: str) -> None:
         auth = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "no auth (loopback only)"
-        print(f"valis serve: {url}/v1 on {backend}, {auth}; Ctrl+C or SIGTERM drains and stops", file=sys.stderr)
+        print(f"valis serve: {url}/v1 on {backend}, {auth}; chat page at {url}/; Ctrl+C or SIGTERM drains "
+              "and stops", file=sys.stderr)
 
     anyio.run(_serve_main, app, host, port, announce, backend=backend)
     return 0
