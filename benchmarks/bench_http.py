@@ -339,7 +339,8 @@ def main() -> int:
             for n in conc:
                 r = results[backend][f"{api}/{n}"]
                 bare, rt = r["bare"], r["runtime"]
-                r["ratio"] = rt["rate"] / bare["rate"]
+                # A loaded machine can leave a --quick run with no completed request.
+                r["ratio"] = rt["rate"] / bare["rate"] if bare["rate"] else float("nan")
                 rows.append(
                     [
                         backend,

@@ -207,14 +207,21 @@ async def test_anthropic_no_response_times_out(
 
 
 async def test_anthropic_cancelled_request_leaves_nothing_behind(
-    provider: AnthropicProvider, server: FakeLLMServer
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The runtime's cancel scope is the real per-attempt limit.
-    server.script("anthropic", Fault.no_response())
-    with anyio.move_on_after(0.2) as scope:
-        await provider.get_response(REQUEST)
-    assert scope.cancelled_caught
-    assert (await provider.get_response(REQUEST)).text == "Ask with evidence of your impact."
+    # The runtime's cancel scope is the real per-attempt limit. A generous SDK timeout: the
+    # second call must not fail because a shared machine is slow (the fixture's is 1 s).
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    provider = make_provider(server, timeout=30.0)
+    await provider.aopen()
+    try:
+        server.script("anthropic", Fault.no_response())
+        with anyio.move_on_after(0.2) as scope:
+            await provider.get_response(REQUEST)
+        assert scope.cancelled_caught
+        assert (await provider.get_response(REQUEST)).text == "Ask with evidence of your impact."
+    finally:
+        await provider.aclose()
 
 
 async def test_anthropic_context_length_is_permanent(
