@@ -376,6 +376,9 @@ class Runtime(metaclass=NoPublicConstructor):
     def _abandon(self, session_id: str, envelope: Envelope) -> None:
         """The caller gave up: drop a queued message, cancel a running one's attempts."""
         if envelope.abandon():
+            actor = self._sessions.get(session_id)
+            if actor is not None and envelope.accepted:
+                actor.note_dropped(envelope.seq)
             self._emit(EventKind.MESSAGE_DROPPED, session_id, envelope.seq)
 
     async def _janitor(self) -> None:

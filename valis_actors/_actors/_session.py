@@ -53,6 +53,7 @@ class SessionActor:
         "_context",
         "_deadlines",
         "_history",
+        "_own_cutoff",
         "_receive",
         "_restarts",
         "_running",
@@ -74,8 +75,9 @@ class SessionActor:
         self._history: dict[str, list[Turn]] | None = None
         # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
         # queued messages, and the deadline scope of the message being answered.
-        self._deadlines: deque[tuple[int, float]] | None = None
+        self._deadlines: dict[int, float] | None = None  # seq -> deadline of queued messages
         self._running: anyio.CancelScope | None = None
+        self._own_cutoff = float("inf")  # the running message's own deadline, less the reserve
         self._restarts: deque[float] | None = None
         self.failed: SessionFailedError | None = None
         self.failed_until = 0.0
@@ -106,23 +108,29 @@ class SessionActor:
         cutoff = deadline - FALLBACK_RESERVE
         if self._running is not None and cutoff < self._running.deadline:
             self._running.deadline = cutoff
-        queue = self._deadlines
-        if queue is None:
-            queue = self._deadlines = deque()
-        while queue and queue[-1][1] >= deadline:
-            queue.pop()
-        queue.append((seq, deadline))
+        queued = self._deadlines
+        if queued is None:
+            queued = self._deadlines = {}
+        queued[seq] = deadline
+
+    def note_dropped(self, seq: int) -> None:
+        """A queued message's caller gave up: undo what its deadline did to the running one."""
+        queued = self._deadlines
+        if not queued or queued.pop(seq, None) is None:
+            return
+        if self._running is not None:
+            tightest = min(queued.values(), default=float("inf")) - FALLBACK_RESERVE
+            self._running.deadline = min(self._own_cutoff, tightest)
 
     def _effective_deadline(self, envelope: Envelope) -> float:
-        queue = self._deadlines
-        if not queue:
+        queued = self._deadlines
+        if not queued:
             return envelope.deadline
-        while queue and queue[0][0] <= envelope.seq:
-            queue.popleft()
-        if not queue:
-            self._deadlines = None  # idle sessions keep no deque
+        queued.pop(envelope.seq, None)
+        if not queued:
+            self._deadlines = None  # idle sessions keep no table
             return envelope.deadline
-        return min(envelope.deadline, queue[0][1])
+        return min(envelope.deadline, min(queued.values()))
 
     def depth(self) -> int:
         """Messages waiting in the mailbox."""
@@ -229,21 +237,32 @@ class SessionActor:
         persona = envelope.persona
         if emit.enabled:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
+        deadline = self._effective_deadline(envelope)
+        self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
+        # Everything before the providers (lifecycle hook, history load) runs under the
+        # message's deadline and is cancelled by a caller who gives up, like the attempts.
+        prepare = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+        history: list[Turn] = []
         try:
-            await context.lifecycle.before_message(info)
-        except ValisError as exc:
+            with prepare:
+                await context.lifecycle.before_message(info)
+                if envelope.history is not None:
+                    history = list(envelope.history)  # the caller's history replaces the stored one
+                elif context.memory is not None:
+                    history = await self._load_history(persona.id)
+        except (ValisError, MemoryStoreError) as exc:
+            self._running = None
             self._fail_message(envelope, exc)
             return
-        history: list[Turn] = []
-        if envelope.history is not None:
-            history = list(envelope.history)  # the caller's history replaces the stored one
-        elif context.memory is not None:
-            try:
-                history = await self._load_history(persona.id)
-            except MemoryStoreError as exc:
-                self._fail_message(envelope, exc)
-                return
-        deadline = self._effective_deadline(envelope)
+        if envelope.abandoned:
+            self._running = None
+            self._drop(envelope)
+            return
+        if prepare.cancelled_caught:
+            # The deadline passed while preparing: no history, and the cascade (its scope
+            # already due) answers with the persona fallback at once.
+            logger.warning("session %r: message %d prepared past its deadline; answering without history",
+                           self.session_id, envelope.seq)
         request = ProviderRequest(
             session_id=self.session_id,
             persona=persona,
@@ -255,7 +274,7 @@ class SessionActor:
         )
         # One scope per message: its deadline bounds the provider attempts (callers behind
         # may tighten it), and a caller who gives up cancels it (marking the envelope).
-        scope = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+        scope = envelope.scope = self._running = anyio.CancelScope(deadline=prepare.deadline)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
@@ -290,7 +309,11 @@ class SessionActor:
         if memory is not None:
             turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
             try:
-                await memory.record(self.session_id, turn)
+                with anyio.move_on_after(max(0.0, envelope.deadline - context.now())) as recording:
+                    await memory.record(self.session_id, turn)
+                if recording.cancelled_caught:
+                    # The commit goes on in the memory actor; the reply does not wait past its deadline.
+                    logger.warning("session %r: the turn's commit was still pending at the deadline", self.session_id)
                 lost = memory.take_lost(self.session_id)
                 if lost is not None:
                     # An earlier turn of this session was lost by a background commit: say so.
