@@ -142,3 +142,10 @@ def test_valid_configs_round_trip_through_json(**values: Any) -> None:
     again = va.Config.from_dict(json.loads(json.dumps(config.to_json())))
     assert again == config
     assert again.to_json() == config.to_json()
+
+
+def test_a_server_section_is_accepted_and_its_keys_are_never_printed() -> None:
+    config = va.Config.from_dict({"server": {"api_keys": ["sk-server-secret"], "cors": {"allow_origins": ["*"]}}})
+    shown = config.to_json()["server"]
+    assert shown == {"api_keys": "***", "cors": {"allow_origins": ["*"]}}
+    assert "sk-server-secret" not in repr(config)

@@ -172,6 +172,9 @@ class Config:
     )
     session: SessionSettings = SessionSettings()
     memory: MemorySettings = MemorySettings()
+    # The `valis serve` section, kept as written: the server validates it when it starts
+    # (valis_actors.server.load_server_config), so the core never imports the server.
+    server: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, eq=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> Config:
@@ -186,7 +189,22 @@ class Config:
         """The effective configuration as a JSON-ready dict (what ``valis config check`` prints)."""
         out: dict[str, Any] = get_converter().unstructure(self)
         out["providers"] = [p.to_json() for p in self.providers]
+        out["server"] = _mask_secrets(self.server)
         return out
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def _mask_secrets(value: Any, name: str = "") -> Any:
+    """The value with every entry whose name sounds secret replaced by "***" (never printed)."""
+    if any(word in name.lower() for word in _SECRET_WORDS) and value not in (None, "", [], {}):
+        return "***"
+    if isinstance(value, Mapping):
+        return {k: _mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v, name) for v in value]
+    return value
 
 
 def _structure_provider(value: Any, _: Any) -> ProviderSettings:
