@@ -14,7 +14,7 @@ import valis_actors.testing
 import valis_actors.testing.fakeserver
 
 # Subpackages appear in dir() once imported; they are modules, not exported names.
-SUBMODULES = {"annotations", "testing", "providers", "cli", "strategies", "fakeserver", "server", "observability", "cluster"}
+SUBMODULES = {"annotations", "testing", "providers", "cli", "strategies", "fakeserver", "server", "observability", "cluster", "cards"}
 PUBLIC_MODULES = (valis_actors, valis_actors.testing, valis_actors.providers, valis_actors.testing.fakeserver)
 
 
