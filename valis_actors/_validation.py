@@ -56,6 +56,29 @@ def one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], str], None]
     return check
 
 
+def lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (not encodable as UTF-8), or None.
+
+    JSON (``"\\ud83d"``) and undecodable command-line bytes (``\\udcff``) produce them;
+    SQLite, HTTP bodies and terminals cannot take them.
+    """
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def describe_surrogate(what: str, text: str, index: int) -> str:
+    """The refusal of text holding a lone surrogate at ``index``: what, where, and the fix."""
+    return (
+        f"{what} has a lone surrogate U+{ord(text[index]):04X} at index {index}, which is not valid "
+        "Unicode text; send UTF-8 (decode bytes with errors='replace' to keep the rest)"
+    )
+
+
 def did_you_mean(word: str, candidates: Any) -> str:
     """Return ``"; did you mean 'x'?"`` when a close candidate exists, else ``""``."""
     matches = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)

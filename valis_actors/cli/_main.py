@@ -25,8 +25,9 @@ import anyio
 
 from .._actors import open_runtime
 from .._config import load_config
-from .._errors import ConfigError, InvalidRequestError, ValisError
+from .._errors import ConfigError, InvalidRequestError, InvalidSessionIdError, ValisError
 from .._personas import PersonaStore
+from .._validation import describe_surrogate, lone_surrogate
 from ._output import describe, reply_json
 
 __all__ = ["main"]
@@ -97,6 +98,9 @@ async def _personas(args: argparse.Namespace, out: TextIO) -> int:
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
     from .._memory import open_memory
 
+    index = lone_surrogate(args.session)
+    if index is not None:  # undecodable bytes in argv (`valis history $'s\xff'`), as ask refuses them
+        raise InvalidSessionIdError(describe_surrogate("session id", args.session, index))
     config = await anyio.to_thread.run_sync(load_config, args.config)
     if not config.memory.enabled:
         raise ConfigError("memory is disabled in the config (memory.enabled: false): there is no history")
