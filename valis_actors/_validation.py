@@ -8,6 +8,7 @@ the cattrs error tree can be turned into lines like
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -122,7 +123,11 @@ class StrictTypeError(TypeError):
     """A JSON value has the wrong type (cattrs would otherwise coerce it)."""
 
     def __init__(self, expected: str, value: object) -> None:
-        got = f"{type(value).__name__} {value!r}"
+        if isinstance(value, int) and value.bit_length() > 100:  # repr() refuses past 4300 digits
+            shown = f"of about {int(value.bit_length() * 0.30103) + 1} digits"
+        else:
+            shown = repr(value)
+        got = f"{type(value).__name__} {shown}"
         if len(got) > 80:
             got = got[:77] + "..."
         super().__init__(f"expected {expected}, got {got}")
@@ -130,16 +135,27 @@ class StrictTypeError(TypeError):
         self.got = got
 
 
+# No count, size or seed needs more than 64 bits, and SQLite cannot bind more.
+MAX_INT = 2**63 - 1
+
+
 def strict_int(value: object, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise StrictTypeError("an integer", value)
+    if not -MAX_INT <= value <= MAX_INT:
+        raise StrictTypeError("an integer of at most 63 bits", value)
     return value
 
 
 def strict_float(value: object, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise StrictTypeError("a number", value)
-    return float(value)
+    # JSON as Python reads it has NaN and Infinity, and an int may be too large for a float:
+    # none of them is a number of seconds, a rate or a temperature.
+    number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+    if not math.isfinite(number):
+        raise StrictTypeError("a finite number", value)
+    return number
 
 
 def strict_str(value: object, _: Any) -> str:
