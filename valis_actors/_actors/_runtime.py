@@ -45,6 +45,7 @@ from .._personas import Persona, PersonaStore, render_system_prompt
 from .._util import NoPublicConstructor
 from .._validation import describe_surrogate, lone_surrogate
 from ..providers import BaseProvider, provider_class
+from ..providers._common import redacted_traceback
 from ._context import SessionContext, SessionLifecycle
 from ._envelope import PARK, Envelope
 from ._session import SessionActor
@@ -524,7 +525,9 @@ async def open_runtime(
             for provider in reversed(opened):
                 try:
                     await provider.aclose()
-                except Exception:
-                    logger.exception("closing provider %r failed", provider.name)
+                except Exception as exc:  # noqa: BLE001 - logged (redacted); the others still close
+                    logger.error(
+                        "closing provider %r failed\n%s", provider.name, redacted_traceback(exc, provider.redact)
+                    )
     if body_error is not None:
         raise body_error

@@ -40,6 +40,7 @@ from ..providers._base import (
     registered_provider_types,
     set_options_structurer,
 )
+from ..providers._common import shown_env
 
 __all__ = [
     "Config",
@@ -70,19 +71,29 @@ class ProviderSettings:
     type: str
     enabled: bool = True
     timeout: float | None = attrs.field(default=None, validator=positive)
-    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    options: Mapping[str, Any] = attrs.field(
+        factory=dict, eq=False, hash=False, repr=lambda options: repr(_shown_options(options))
+    )
 
     def option(self, key: str, default: Any = None) -> Any:
         """One type-specific option, or ``default``."""
         return self.options.get(key, default)
 
     def to_json(self) -> dict[str, Any] | str:
-        """The entry as config.json would spell it."""
+        """The entry as config.json would spell it, secret ``env`` values shown as ``[redacted]``."""
         out: dict[str, Any] = {"name": self.name, "type": self.type, "enabled": self.enabled}
         if self.timeout is not None:
             out["timeout"] = self.timeout
-        out.update(self.options)
+        out.update(_shown_options(self.options))
         return out
+
+
+def _shown_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options as they may be printed: ``env`` variables named like secrets are hidden."""
+    env = options.get("env")
+    if not isinstance(env, Mapping):
+        return dict(options)
+    return {**options, "env": shown_env(env)}
 
 
 @attrs.frozen

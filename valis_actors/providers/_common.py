@@ -40,11 +40,13 @@ __all__ = [
     "clip",
     "describe_exception",
     "drain",
+    "is_secret_name",
     "parse_event",
     "read_api_key",
     "redacted_traceback",
     "retry_after_seconds",
     "scrub",
+    "shown_env",
     "unexpected_error",
 ]
 
@@ -80,6 +82,21 @@ _POLICY_WORDS = (
     "flagged",
 )
 _RATE_TYPES = ("rate_limit",)
+
+
+# Environment variables whose names contain one of these hold secrets: their values are
+# redacted from errors and never printed (``repr``, ``valis config check``).
+SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether an environment variable named ``name`` holds a secret (``API_TOKEN``, ``db_password``)."""
+    return isinstance(name, str) and any(word in name.upper() for word in SECRET_NAMES)
+
+
+def shown_env(env: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``env`` as it may be shown: the values of secret-named variables replaced by ``[redacted]``."""
+    return {name: REDACTED if is_secret_name(name) else value for name, value in env.items()}
 
 
 def read_api_key(env_name: str) -> str | None:
