@@ -196,3 +196,21 @@ def test_cli_answers_hostile_text_and_shows_it_in_history(config_file: Path, tex
     out = io.StringIO()
     assert main(["history", "h", "--config", str(config_file)], out=out) == 0
     assert f"you: {text}\n" in out.getvalue()
+
+
+def test_cli_prints_an_answer_holding_a_lone_surrogate(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.json"
+    entry = {"type": "scripted", "name": "p1", "default": {"kind": "answer", "text": "half \ud83d emoji"}}
+    path.write_text(json.dumps({"providers": [entry], "memory": {"enabled": False}}))
+    env = {**os.environ, "VALIS_CONFIG": str(path), "PYTHONIOENCODING": "utf-8"}
+    result = subprocess.run(
+        [sys.executable, "-m", "valis_actors.cli", "ask", "jane", "hi"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("half \\ud83d emoji\n")  # shown escaped, not a traceback
+    assert "Traceback" not in result.stderr

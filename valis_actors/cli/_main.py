@@ -128,7 +128,13 @@ def _config_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the ``valis`` command; return its exit code."""
-    out = out or sys.stdout
+    if out is None:
+        out = sys.stdout
+        # A provider's answer may hold a lone surrogate (JSON "\ud83d"), which no
+        # terminal encoding takes: show it escaped rather than end in a traceback.
+        reconfigure = getattr(out, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
