@@ -108,6 +108,18 @@ async def test_hostile_text_round_trips_through_ask_stream_and_sqlite(tmp_path: 
         assert [t.assistant for t in history] == [f"p1: {text}"] * 2
 
 
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:12]))
+async def test_hostile_text_is_answered_by_the_persona_fallback(tmp_path: Path, text: str) -> None:
+    config = sqlite_config(tmp_path / "m.db", scripted("p1", default=Step.permanent()))
+    async with va.open_runtime(config) as runtime:
+        for _ in range(2):  # the second time with the first turn as history
+            reply = await runtime.ask("s", "jane", text)
+            assert reply.fallback_used and reply.text
+            async with runtime.stream("s", "jane", text) as stream:
+                assert "".join([chunk async for chunk in stream])
+            assert stream.fallback_used
+
+
 async def test_a_provider_answer_with_a_lone_surrogate_is_delivered_and_stored(tmp_path: Path) -> None:
     # Providers parse JSON, which may carry "\ud83d": the caller gets the text as sent;
     # the store, which must write UTF-8, keeps it with U+FFFD in place of the surrogate.
