@@ -74,8 +74,11 @@ def lone_surrogate(text: str) -> int | None:
 
 def describe_surrogate(what: str, text: str, index: int) -> str:
     """The refusal of text holding a lone surrogate at ``index``: what, where, and the fix."""
+    code = ord(text[index])
+    # 0xDC80-0xDCFF is how Python hands over a byte that was not UTF-8 (command-line arguments).
+    byte = f" (the byte 0x{code - 0xDC00:02X}, not UTF-8)" if 0xDC80 <= code <= 0xDCFF else ""
     return (
-        f"{what} has a lone surrogate U+{ord(text[index]):04X} at index {index}, which is not valid "
+        f"{what} has a lone surrogate U+{code:04X}{byte} at index {index}, which is not valid "
         "Unicode text; send UTF-8 (decode bytes with errors='replace' to keep the rest)"
     )
 
