@@ -226,3 +226,24 @@ def test_cli_prints_an_answer_holding_a_lone_surrogate(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("half \\ud83d emoji\n")  # shown escaped, not a traceback
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.parametrize("field", ["content", "session"])
+async def test_the_http_server_refuses_a_lone_surrogate_with_a_400(field: str) -> None:
+    from .server_support import serve
+
+    content, session = ("caf\ud83d", "s") if field == "content" else ("hi", "s\udcff")
+    # json.dumps writes a lone surrogate as the escape "\ud83d", as a web client would.
+    body = json.dumps({"model": "jane", "messages": [{"role": "user", "content": content}],
+                       "metadata": {"session_id": session}})
+    async with serve() as srv:
+        response = await srv.http.post(
+            "/v1/chat/completions", content=body.encode(), headers={"content-type": "application/json"}
+        )
+        assert srv.scripted().calls == []
+        ok = await srv.http.post("/v1/chat/completions", json={"model": "jane", "messages": [
+            {"role": "user", "content": "still there?"}]})
+    assert response.status_code == 400, response.text
+    assert "lone surrogate" in response.json()["error"]["message"]
+    assert ok.status_code == 200
