@@ -90,6 +90,16 @@ async def test_lone_surrogates_are_refused_before_any_mailbox(tmp_path: Path, te
         assert (await runtime.ask("s", "jane", "and now?")).provider == "p1"
 
 
+@pytest.mark.parametrize(
+    "turn", [va.Turn(5, "a"), va.Turn("u", None), va.Turn("u", "a", persona_id=3), va.Turn("u", "a", model=b"m")]  # type: ignore[arg-type]
+)
+async def test_history_turns_that_are_not_text_are_refused(tmp_path: Path, turn: va.Turn) -> None:
+    async with va.open_runtime(sqlite_config(tmp_path / "m.db")) as runtime:
+        with pytest.raises(va.InvalidRequestError, match=r"history\[0\]\.\w+ must be a string"):
+            await runtime.ask("s", "jane", "hi", history=[turn])
+        assert provider(runtime).calls == []
+
+
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:12]))
 async def test_hostile_text_round_trips_through_ask_stream_and_sqlite(tmp_path: Path, text: str) -> None:
     path = tmp_path / "m.db"

@@ -295,6 +295,10 @@ class Runtime(metaclass=NoPublicConstructor):
                     value = getattr(turn, field)
                     if isinstance(value, str):
                         _refuse_surrogates(f"history[{index}].{field}", value)
+                    elif value is not None or field != "model":  # only the model may be None
+                        raise InvalidRequestError(
+                            f"history[{index}].{field} must be a string, got {type(value).__name__}"
+                        )
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequestError(f"system prompt must be a string, got {type(system_prompt).__name__}")
         if system_prompt is not None:
