@@ -271,13 +271,13 @@ class Runtime(metaclass=NoPublicConstructor):
             raise InvalidRequestError(f"message must be a string, got {type(message).__name__}")
         if not message.strip():
             raise EmptyMessageError("message is empty; send some text")
-        _refuse_surrogates("message", message)
         limit = self.config.max_message_chars
         if len(message) > limit:
             raise MessageTooLongError(
                 f"message is {len(message)} characters, over max_message_chars={limit}; "
                 "shorten it or raise max_message_chars in config.json"
             )
+        _refuse_surrogates("message", message)  # after the length: never encode an oversized one
         if not isinstance(persona_id, str):
             raise InvalidRequestError(f"persona id must be a string, got {type(persona_id).__name__}")
         _refuse_surrogates("persona id", persona_id, InvalidPersonaIdError)
