@@ -70,8 +70,14 @@ json_values = st.recursive(
 )
 
 
-def shaped(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Objects with some of ``fields`` (each plausible or hostile), and now and then a stray key."""
+def shaped(fields: dict[str, st.SearchStrategy[Any]], *, hostile: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects with some of ``fields``: each value plausible or hostile, and now and then stray keys.
+
+    With ``hostile=False`` only the plausible values: documents that often load, so the
+    paths after validation (path resolution, printing) are exercised too.
+    """
+    if not hostile:
+        return st.fixed_dictionaries({}, optional=fields)
     return st.fixed_dictionaries(
         {}, optional={key: st.one_of(strategy, json_values) for key, strategy in fields.items()}
     ) | st.dictionaries(st.sampled_from(list(fields)) | texts, json_values, max_size=3)

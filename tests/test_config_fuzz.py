@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import valis_actors as va
@@ -26,9 +26,10 @@ from valis_actors.providers import provider_class, registered_provider_types
 from .hostile import EXAMPLES, TIMEOUT, Raw, dump, json_values, shaped, texts
 
 PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
-    "int": st.integers(-2, 200),
-    "float": st.floats(-1, 100) | st.integers(0, 100),
-    "str": texts,
+    "int": st.integers(1, 200) | st.integers(-2, 0),
+    "float": st.floats(0.001, 100) | st.integers(1, 100) | st.floats(-1, 0),
+    # The enums' valid choices too, so that plausible documents often load.
+    "str": texts | st.sampled_from(["sqlite", "memory", "commit", "async", "neutral", "error", "stdin", "argument"]),
     "bool": st.booleans(),
 }
 
@@ -64,7 +65,11 @@ top |= {
     "memory": shaped(_fields(va.MemorySettings)),
     "personas_dir": texts | st.none(),
 }
-documents = st.one_of(shaped(top), shaped(top), json_values)
+plausible_top = {**top, "providers": st.lists(st.sampled_from(["anthropic", "openai", "desktop_commander"]),
+                                             max_size=2, unique=True),
+                 "session": shaped(_fields(va.SessionSettings), hostile=False),
+                 "memory": shaped(_fields(va.MemorySettings), hostile=False)}
+documents = st.one_of(shaped(top), shaped(top), shaped(plausible_top, hostile=False), json_values)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,9 @@ def _loads_or_config_error(path: Path, raw: bytes) -> None:
         config = va.load_config(path)
     except va.ConfigError as exc:
         assert str(path) in str(exc), str(exc)
+        event("ConfigError")
         return
+    event("loaded")
     repr(config)
     text = json.dumps(config.to_json(), allow_nan=False)  # what `valis config check` prints
     for value in (config.provider_timeout, config.response_deadline, config.session.idle_timeout):
