@@ -149,3 +149,71 @@ def test_a_server_section_is_accepted_and_its_keys_are_never_printed() -> None:
     shown = config.to_json()["server"]
     assert shown == {"api_keys": "***", "cors": {"allow_origins": ["*"]}}
     assert "sk-server-secret" not in repr(config)
+
+
+def load_text(tmp_path: Path, text: str | bytes) -> va.Config:
+    path = tmp_path / "config.json"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return va.load_config(path)
+
+
+def config_error(tmp_path: Path, text: str | bytes) -> str:
+    with pytest.raises(va.ConfigError) as info:
+        load_text(tmp_path, text)
+    message = str(info.value)
+    assert str(tmp_path / "config.json") in message, message  # every error names the file
+    return message
+
+
+def test_an_integer_past_the_digit_limit_is_a_config_error(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '{"max_concurrent_requests": ' + "9" * 5000 + "}")
+    assert "integer with more than" in message
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_nesting_past_the_parser_limit_is_a_config_error(tmp_path: Path, depth: int) -> None:
+    message = config_error(tmp_path, '{"providers": ' + "[" * depth + "]" * depth + "}")
+    assert "nested" in message
+
+
+@pytest.mark.parametrize("key", ["provider_timeout", "response_deadline", "circuit_breaker_timeout", "hedge_after"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_numbers_of_seconds(tmp_path: Path, key: str, value: str) -> None:
+    message = config_error(tmp_path, f'{{"{key}": {value}}}')
+    assert f"@ $.{key}" in message and "finite" in message
+
+
+def test_nan_in_a_list_and_in_a_section_names_the_path(tmp_path: Path) -> None:
+    text = '{"retry_schedule": [1, NaN], "session": {"idle_timeout": Infinity}}'
+    message = config_error(tmp_path, text)
+    assert "@ $.retry_schedule[1]" in message and "@ $.session.idle_timeout" in message
+
+
+def test_integers_too_large_for_any_use_are_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '{"memory": {"max_turns": ' + "9" * 40 + "}}")
+    assert "@ $.memory.max_turns" in message
+    message = config_error(tmp_path, '{"provider_timeout": 1' + "0" * 400 + "}")
+    assert "@ $.provider_timeout" in message
+
+
+@pytest.mark.parametrize("key", ["memory.path", "personas_dir"])
+@pytest.mark.parametrize("bad", ["a\\u0000b", "\\ud800", ""])
+def test_paths_that_cannot_name_a_file_are_config_errors(tmp_path: Path, key: str, bad: str) -> None:
+    section, _, name = key.rpartition(".")
+    inner = f'"{name}": "{bad}"'
+    text = f'{{"{section}": {{{inner}}}}}' if section else f"{{{inner}}}"
+    message = config_error(tmp_path, text)
+    assert f"@ $.{key}" in message
+
+
+def test_a_nul_in_the_config_path_itself_is_a_config_error() -> None:
+    with pytest.raises(va.ConfigError, match="cannot read the config file"):
+        va.load_config("con\x00fig.json")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"\xff\xfe{}", '{"a": "\\ud800"}', '"just a string"', "[]", "null", "{" * 50, '{"session": 1e999}'],
+)
+def test_anything_else_is_a_config_error_naming_the_file(tmp_path: Path, text: str | bytes) -> None:
+    config_error(tmp_path, text)

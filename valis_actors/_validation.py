@@ -8,6 +8,7 @@ the cattrs error tree can be turned into lines like
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,6 +57,32 @@ def one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], str], None]
     return check
 
 
+def lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (not encodable as UTF-8), or None.
+
+    JSON (``"\\ud83d"``) and undecodable command-line bytes (``\\udcff``) produce them;
+    SQLite, HTTP bodies and terminals cannot take them.
+    """
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def describe_surrogate(what: str, text: str, index: int) -> str:
+    """The refusal of text holding a lone surrogate at ``index``: what, where, and the fix."""
+    code = ord(text[index])
+    # 0xDC80-0xDCFF is how Python hands over a byte that was not UTF-8 (command-line arguments).
+    byte = f" (the byte 0x{code - 0xDC00:02X}, not UTF-8)" if 0xDC80 <= code <= 0xDCFF else ""
+    return (
+        f"{what} has a lone surrogate U+{code:04X}{byte} at index {index}, which is not valid "
+        "Unicode text; send UTF-8 (decode bytes with errors='replace' to keep the rest)"
+    )
+
+
 def did_you_mean(word: str, candidates: Any) -> str:
     """Return ``"; did you mean 'x'?"`` when a close candidate exists, else ``""``."""
     matches = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
@@ -99,7 +126,11 @@ class StrictTypeError(TypeError):
     """A JSON value has the wrong type (cattrs would otherwise coerce it)."""
 
     def __init__(self, expected: str, value: object) -> None:
-        got = f"{type(value).__name__} {value!r}"
+        if isinstance(value, int) and value.bit_length() > 100:  # repr() refuses past 4300 digits
+            shown = f"of about {int(value.bit_length() * 0.30103) + 1} digits"
+        else:
+            shown = repr(value)
+        got = f"{type(value).__name__} {shown}"
         if len(got) > 80:
             got = got[:77] + "..."
         super().__init__(f"expected {expected}, got {got}")
@@ -107,16 +138,27 @@ class StrictTypeError(TypeError):
         self.got = got
 
 
+# No count, size or seed needs more than 64 bits, and SQLite cannot bind more.
+MAX_INT = 2**63 - 1
+
+
 def strict_int(value: object, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise StrictTypeError("an integer", value)
+    if not -MAX_INT <= value <= MAX_INT:
+        raise StrictTypeError("an integer of at most 63 bits", value)
     return value
 
 
 def strict_float(value: object, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise StrictTypeError("a number", value)
-    return float(value)
+    # JSON as Python reads it has NaN and Infinity, and an int may be too large for a float:
+    # none of them is a number of seconds, a rate or a temperature.
+    number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+    if not math.isfinite(number):
+        raise StrictTypeError("a finite number", value)
+    return number
 
 
 def strict_str(value: object, _: Any) -> str:

@@ -33,6 +33,7 @@ from .._errors import (
     ActorCrashedError,
     ConfigError,
     EmptyMessageError,
+    InvalidPersonaIdError,
     InvalidRequestError,
     InvalidSessionIdError,
     MailboxFullError,
@@ -44,7 +45,9 @@ from .._memory import Memory, open_memory
 from .._messages import Reply, Turn
 from .._personas import NEUTRAL, Persona, PersonaStore, render_system_prompt
 from .._util import NoPublicConstructor
+from .._validation import describe_surrogate, lone_surrogate
 from ..providers import BaseProvider, provider_class
+from ..providers._common import redacted_traceback
 from ._context import SessionContext, SessionLifecycle
 from ._envelope import PARK, Envelope
 from ._session import SessionActor
@@ -178,7 +181,8 @@ class Runtime(metaclass=NoPublicConstructor):
             system_prompt: A system prompt to send instead of the persona's rendered one.
 
         Raises:
-            InvalidRequestError: A bad argument (refused before reaching a mailbox).
+            InvalidRequestError: A bad argument (refused before reaching a mailbox), e.g.
+                text holding a lone surrogate, which is not valid Unicode.
             UnknownPersonaError: Unknown persona with ``unknown_persona: "error"``.
             RuntimeClosedError: The runtime is closed.
             MailboxFullError: The session's mailbox stayed full until the deadline.
@@ -307,6 +311,7 @@ class Runtime(metaclass=NoPublicConstructor):
             raise InvalidSessionIdError(
                 f"session id must be 1 to {MAX_SESSION_ID_CHARS} characters (got {len(session_id)})"
             )
+        _refuse_surrogates("session id", session_id, InvalidSessionIdError)
         if not isinstance(message, str):
             raise InvalidRequestError(f"message must be a string, got {type(message).__name__}")
         if not message.strip():
@@ -317,8 +322,10 @@ class Runtime(metaclass=NoPublicConstructor):
                 f"message is {len(message)} characters, over max_message_chars={limit}; "
                 "shorten it or raise max_message_chars in config.json"
             )
+        _refuse_surrogates("message", message)  # after the length: never encode an oversized one
         if not isinstance(persona_id, str):
             raise InvalidRequestError(f"persona id must be a string, got {type(persona_id).__name__}")
+        _refuse_surrogates("persona id", persona_id, InvalidPersonaIdError)
         persona = self.personas.get(persona_id)
         if deadline is None:
             deadline = self.config.response_deadline
@@ -328,8 +335,19 @@ class Runtime(metaclass=NoPublicConstructor):
             history = tuple(history)
             if not all(isinstance(turn, Turn) for turn in history):
                 raise InvalidRequestError("history must be a sequence of va.Turn")
+            for index, turn in enumerate(history):
+                for field in ("user", "assistant", "persona_id", "provider", "model"):
+                    value = getattr(turn, field)
+                    if isinstance(value, str):
+                        _refuse_surrogates(f"history[{index}].{field}", value)
+                    elif value is not None or field != "model":  # only the model may be None
+                        raise InvalidRequestError(
+                            f"history[{index}].{field} must be a string, got {type(value).__name__}"
+                        )
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise InvalidRequestError(f"system prompt must be a string, got {type(system_prompt).__name__}")
+        if system_prompt is not None:
+            _refuse_surrogates("system prompt", system_prompt)
         now = self._now()
         envelope = Envelope(persona, message, now, now + deadline, self._new_event())
         envelope.history = history
@@ -476,6 +494,14 @@ class Runtime(metaclass=NoPublicConstructor):
         self._janitor_scope.cancel()
 
 
+def _refuse_surrogates(what: str, text: str, error: type[InvalidRequestError] = InvalidRequestError) -> None:
+    # Refused, not repaired: text that cannot be UTF-8 cannot reach SQLite, an HTTP body
+    # or a terminal, and guessing what the client meant would store something it never sent.
+    index = lone_surrogate(text)
+    if index is not None:
+        raise error(describe_surrogate(what, text, index))
+
+
 def _create_provider(settings: ProviderSettings) -> BaseProvider:
     try:
         cls = provider_class(settings.type)
@@ -567,7 +593,9 @@ async def open_runtime(
             for provider in reversed(opened):
                 try:
                     await provider.aclose()
-                except Exception:
-                    logger.exception("closing provider %r failed", provider.name)
+                except Exception as exc:  # noqa: BLE001 - logged (redacted); the others still close
+                    logger.error(
+                        "closing provider %r failed\n%s", provider.name, redacted_traceback(exc, provider.redact)
+                    )
     if body_error is not None:
         raise body_error

@@ -9,7 +9,7 @@ fallback answers when every other provider has failed or the deadline is near.
 
 Provider errors arrive only as our own ``ProviderError`` types (each provider
 maps its third-party errors at its boundary); anything else a provider raises is
-a bug in it, logged with its traceback and counted as a failed attempt.
+a bug in it, logged with its traceback (redacted) and counted as a failed attempt.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .._errors import (
 from .._events import Emitter, EventKind
 from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse
 from ..providers._base import BaseProvider
+from ..providers._common import describe_exception, redacted_traceback
 from ._breaker import BreakerActor, Gate
 from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
@@ -353,9 +354,14 @@ class Cascade:
             trial = _Trial(attempt)
         except ProviderError as exc:
             trial = self._failure(provider, exc, self._now() - started)
-        except Exception as exc:
-            logger.exception("provider %r raised %s: a bug in the provider", name, type(exc).__name__)
-            message = provider.redact(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a provider bug: an ERROR attempt, logged below
+            # Not logger.exception: the raw traceback would show a secret the bug put in a
+            # message, an argument's repr, a note or a group member. This one is redacted.
+            logger.error(
+                "provider %r raised %s: a bug in the provider\n%s",
+                name, type(exc).__name__, redacted_traceback(exc, provider.redact),
+            )
+            message = provider.redact(describe_exception(exc))
             trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, self._now() - started))
         self._finished(run, name, trial.attempt.outcome, trial.attempt.error)
         if run.delivery is not None and run.delivery.claimed_by(name) and trial.response is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ from ..providers._base import (
     registered_provider_types,
     set_options_structurer,
 )
+from ..providers._common import shown_env
 
 __all__ = [
     "Config",
@@ -69,19 +71,29 @@ class ProviderSettings:
     type: str
     enabled: bool = True
     timeout: float | None = attrs.field(default=None, validator=positive)
-    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    options: Mapping[str, Any] = attrs.field(
+        factory=dict, eq=False, hash=False, repr=lambda options: repr(_shown_options(options))
+    )
 
     def option(self, key: str, default: Any = None) -> Any:
         """One type-specific option, or ``default``."""
         return self.options.get(key, default)
 
     def to_json(self) -> dict[str, Any] | str:
-        """The entry as config.json would spell it."""
+        """The entry as config.json would spell it, secret ``env`` values shown as ``[redacted]``."""
         out: dict[str, Any] = {"name": self.name, "type": self.type, "enabled": self.enabled}
         if self.timeout is not None:
             out["timeout"] = self.timeout
-        out.update(self.options)
+        out.update(_shown_options(self.options))
         return out
+
+
+def _shown_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options as they may be printed: ``env`` variables named like secrets are hidden."""
+    env = options.get("env")
+    if not isinstance(env, Mapping):
+        return dict(options)
+    return {**options, "env": shown_env(env)}
 
 
 @attrs.frozen
@@ -94,13 +106,27 @@ class SessionSettings:
     restart_window: float = attrs.field(default=60.0, validator=positive)
 
 
+def _file_name(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """Validate a path the runtime will open: checked here, not when SQLite or os.scandir chokes."""
+    if value is None:
+        return
+    if not value:
+        raise FieldValueError(attribute.name, "must not be empty; use null for the default")
+    if "\x00" in value:
+        raise FieldValueError(attribute.name, f"must not contain a NUL character (got {value!r})")
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        raise FieldValueError(attribute.name, f"is not a file name this system can encode (got {value!r})") from None
+
+
 @attrs.frozen
 class MemorySettings:
     """The ``memory`` section: durable conversation memory."""
 
     enabled: bool = True
     backend: str = attrs.field(default="sqlite", validator=one_of("sqlite", "memory"))
-    path: str | None = None
+    path: str | None = attrs.field(default=None, validator=_file_name)
     max_turns: int = attrs.field(default=20, validator=at_least(0))
     max_turns_stored: int = attrs.field(default=1000, validator=at_least(1))
     durability: str = attrs.field(default="commit", validator=one_of("commit", "async"))
@@ -159,7 +185,7 @@ class Config:
         default=(1.0, 2.0, 4.0), converter=tuple, validator=_check_schedule
     )
     max_message_chars: int = attrs.field(default=32_000, validator=at_least(1))
-    personas_dir: str | None = None
+    personas_dir: str | None = attrs.field(default=None, validator=_file_name)
     unknown_persona: str = attrs.field(default="neutral", validator=one_of("neutral", "error"))
     user_name: str = "User"
     content_policy_failover: bool = False
@@ -375,16 +401,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such config file; create it or set VALIS_CONFIG to its path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"{file}: cannot read the config file ({exc})") from None
+    data = _parse_json(text, file)
+    config = structure_config(data, source=str(file))
+    return _resolve_paths(config, file.resolve().parent)
+
+
+class _TooManyDigits(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        raise _TooManyDigits(f"an integer with more than {limit} digits ({len(text)}); no setting needs one")
+    return int(text)
+
+
+def _parse_json(text: str, file: Path) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
-    config = structure_config(data, source=str(file))
-    return _resolve_paths(config, file.resolve().parent)
+    except _TooManyDigits as exc:
+        raise ConfigError(f"{file}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{file}: invalid JSON: nested deeper than the parser can follow; no setting nests more than a few levels"
+        ) from None
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

@@ -135,9 +135,22 @@ class Memory:
         return self._lost.pop(session_id, None)
 
     async def _run_blocking(self, func: Any, *args: Any) -> Any:
-        if self.store.blocking:
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
-        return func(*args)
+        """Call the store; whatever it raises comes out as ``MemoryStoreError``.
+
+        The store is the boundary: ours translate their errors, but a store's bug (or a
+        value its driver cannot take) must fail one caller, never end this actor, whose
+        death would take the whole runtime down with it.
+        """
+        try:
+            if self.store.blocking:
+                return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+            return func(*args)
+        except MemoryStoreError:
+            raise
+        except Exception as exc:
+            logger.error("memory: the store's %s raised %s", getattr(func, "__name__", "call"), type(exc).__name__,
+                         exc_info=exc)
+            raise MemoryStoreError(f"the memory store failed: {type(exc).__name__}: {exc}") from exc
 
     async def run(self) -> None:
         """The actor loop, in mailbox order: commit batches, answer reads; until closed."""

@@ -1,18 +1,25 @@
 """The SQLite conversation store (WAL mode), used from the memory actor's worker thread.
 
-sqlite3 errors are translated into ``MemoryStoreError`` here, at the boundary,
-naming the file. Imported only when a runtime opens a SQLite store.
+sqlite3 errors (and the ``ValueError`` of text SQLite cannot take) are translated
+into ``MemoryStoreError`` here, at the boundary, naming the file. Imported only when a
+runtime opens a SQLite store.
+
+Text is stored as given (NUL, any length SQLite allows), with one exception: a lone
+surrogate, which UTF-8 cannot encode, in an answer's text is stored as U+FFFD. The
+runtime refuses them in what callers send, so only a provider's answer can hold one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import MemoryStoreError
 from .._messages import Turn
+from .._validation import lone_surrogate
 
 __all__ = ["SqliteStore", "default_memory_path"]
 
@@ -38,6 +45,18 @@ CREATE INDEX IF NOT EXISTS turns_by_session ON turns (session_id, persona_id, id
 """
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# What the driver raises for a value it cannot bind: UnicodeEncodeError (a ValueError)
+# for a lone surrogate, OverflowError for an integer past 64 bits.
+_BIND_ERRORS = (sqlite3.Error, ValueError, OverflowError)
+
+
+def _storable(text: str | None) -> str | None:
+    if text is None or lone_surrogate(text) is None:
+        return text
+    return _SURROGATES.sub("\ufffd", text)
+
+
 class SqliteStore:
     """Turns in a SQLite file (WAL mode). Used from one thread at a time."""
 
@@ -49,7 +68,7 @@ class SqliteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *_BIND_ERRORS) as exc:  # ValueError: a NUL byte in the path
             raise MemoryStoreError(f"cannot open memory file {str(self.path)!r}: {exc}") from exc
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -74,7 +93,10 @@ class SqliteStore:
                     "INSERT INTO turns (session_id, persona_id, user_text, reply_text, provider, model, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (sid, t.persona_id, t.user, t.assistant, t.provider, t.model, t.created_at)
+                        (
+                            sid, t.persona_id, _storable(t.user), _storable(t.assistant),
+                            _storable(t.provider), _storable(t.model), t.created_at,
+                        )
                         for sid, t in rows
                     ],
                 )
@@ -94,7 +116,7 @@ class SqliteStore:
                     self._since_trim[sid] = 0
             for sid, _ in rows:
                 self._since_trim[sid] = self._since_trim.get(sid, 0) + 1
-        except sqlite3.Error as exc:
+        except _BIND_ERRORS as exc:
             raise self._fail("write to", exc) from exc
 
     def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
@@ -107,7 +129,7 @@ class SqliteStore:
             args += (persona_id,)
         try:
             rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        except sqlite3.Error as exc:
+        except _BIND_ERRORS as exc:
             raise self._fail("read", exc) from exc
         return [Turn(*row) for row in reversed(rows)]
 
@@ -117,7 +139,7 @@ class SqliteStore:
                 self._db.execute("BEGIN")
                 self._since_trim.pop(session_id, None)
                 return self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,)).rowcount
-        except sqlite3.Error as exc:
+        except _BIND_ERRORS as exc:
             raise self._fail("delete from", exc) from exc
 
     def close(self) -> None:

@@ -34,8 +34,9 @@ import attrs
 from .._actors import open_runtime
 from .._cards import export_card, import_cards
 from .._config import Config, load_config
-from .._errors import ConfigError, InvalidRequestError, PersonaError, ValisError
+from .._errors import ConfigError, InvalidRequestError, InvalidSessionIdError, PersonaError, ValisError
 from .._personas import PERSONA_ID_PATTERN, PersonaStore
+from .._validation import describe_surrogate, lone_surrogate
 from ._output import describe, reply_json
 
 __all__ = ["main"]
@@ -177,6 +178,9 @@ def _export(store: PersonaStore, args: argparse.Namespace, out: TextIO) -> int:
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
     from .._memory import open_memory
 
+    index = lone_surrogate(args.session)
+    if index is not None:  # undecodable bytes in argv (`valis history $'s\xff'`), as ask refuses them
+        raise InvalidSessionIdError(describe_surrogate("session id", args.session, index))
     config = await anyio.to_thread.run_sync(load_config, args.config)
     if not config.memory.enabled:
         raise ConfigError("memory is disabled in the config (memory.enabled: false): there is no history")
@@ -204,7 +208,13 @@ def _config_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the ``valis`` command; return its exit code."""
-    out = out or sys.stdout
+    if out is None:
+        out = sys.stdout
+        # A provider's answer may hold a lone surrogate (JSON "\ud83d"), which no
+        # terminal encoding takes: show it escaped rather than end in a traceback.
+        reconfigure = getattr(out, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":

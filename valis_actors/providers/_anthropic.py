@@ -103,7 +103,7 @@ class AnthropicProvider(SDKProvider):
             )
         if not text.strip():
             raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
-        return ProviderResponse(text=text, model=model, usage=usage)
+        return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
 
     def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
         return self._stream(request)
@@ -162,7 +162,7 @@ class AnthropicProvider(SDKProvider):
                 if not "".join(parts).strip():
                     raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
                 yield ProviderResponse(
-                    text="".join(parts), model=model, usage=Usage(input_tokens, output_tokens)
+                    text="".join(parts), model=self.reported_model(model), usage=Usage(input_tokens, output_tokens)
                 )
                 await drain(events, TERMINATOR_GRACE)
         finally:

@@ -15,7 +15,8 @@ import math
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -37,11 +38,15 @@ __all__ = [
     "between",
     "classify_error",
     "clip",
+    "describe_exception",
     "drain",
+    "is_secret_name",
     "parse_event",
     "read_api_key",
+    "redacted_traceback",
     "retry_after_seconds",
     "scrub",
+    "shown_env",
     "unexpected_error",
 ]
 
@@ -77,6 +82,21 @@ _POLICY_WORDS = (
     "flagged",
 )
 _RATE_TYPES = ("rate_limit",)
+
+
+# Environment variables whose names contain one of these hold secrets: their values are
+# redacted from errors and never printed (``repr``, ``valis config check``).
+SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether an environment variable named ``name`` holds a secret (``API_TOKEN``, ``db_password``)."""
+    return isinstance(name, str) and any(word in name.upper() for word in SECRET_NAMES)
+
+
+def shown_env(env: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``env`` as it may be shown: the values of secret-named variables replaced by ``[redacted]``."""
+    return {name: REDACTED if is_secret_name(name) else value for name, value in env.items()}
 
 
 def read_api_key(env_name: str) -> str | None:
@@ -228,20 +248,116 @@ def classify_error(info: ErrorInfo, *, key_env: str, redact: Redactor) -> Provid
     return PermanentProviderError(f"request refused ({status}, {info.type or 'error'}): {said}")
 
 
-def scrub(exc: BaseException, redact: Redactor) -> None:
-    """Redact the messages of ``exc`` and its causes in place.
+# The string attributes an exception may show besides its args: OSError's strerror and
+# file names, the SDKs' and httpx's ``message``, aiohttp's ``message``/``reason``.
+_TEXT_ATTRIBUTES = ("message", "strerror", "filename", "filename2", "reason", "msg")
+
+
+def scrub(exc: BaseException, redact: Callable[[str], str]) -> None:
+    """Redact, in place, every message reachable from ``exc``; never raises.
 
     Our error is raised ``from`` the SDK's, and the SDK's message may hold the body
-    that echoed the key: a logged traceback must not show it.
+    that echoed the key: a logged traceback must not show it. Walked: causes,
+    contexts and ExceptionGroup members (cycles too); cleaned: ``args``, notes and the
+    string attributes above. What Python does not let us change (an ExceptionGroup's
+    read-only ``message``, a property) is left alone, or, for a group met as a cause or
+    context, replaced by a copy with the message redacted. Log with
+    :func:`redacted_traceback`, which redacts the text whatever is left.
     """
-    seen: list[BaseException] = []
-    link: BaseException | None = exc
-    while link is not None and all(link is not other for other in seen) and redact:
-        seen.append(link)
-        link.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in link.args)
-        if isinstance(getattr(link, "message", None), str):
-            link.message = redact(link.message)  # type: ignore[attr-defined]
-        link = link.__cause__ or link.__context__
+    if isinstance(redact, Redactor) and not redact:
+        return  # no secrets configured
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        link = stack.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        _scrub_one(link, redact)
+        for name in ("__cause__", "__context__"):
+            nxt = getattr(link, name, None)
+            if isinstance(nxt, BaseExceptionGroup):
+                nxt = _regroup(nxt, redact)
+                _try_setattr(link, name, nxt)
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+        if isinstance(link, BaseExceptionGroup):
+            stack.extend(link.exceptions)
+
+
+def _scrub_one(link: BaseException, redact: Callable[[str], str]) -> None:
+    try:
+        args = link.args
+    except Exception:  # noqa: BLE001 - redaction must never raise, whatever the exception does
+        args = ()
+    cleaned = tuple(_redact_text(arg, redact) for arg in args)
+    if cleaned != args:
+        _try_setattr(link, "args", cleaned)
+    for name in _TEXT_ATTRIBUTES:
+        try:
+            value = getattr(link, name, None)
+        except Exception:  # noqa: BLE001, S112 - a property that raises: nothing to clean there
+            continue
+        if isinstance(value, str) and (red := _redact_text(value, redact)) != value:
+            _try_setattr(link, name, red)  # read-only ones (ExceptionGroup.message) stay
+    notes = getattr(link, "__notes__", None)
+    if isinstance(notes, list):
+        _try_setattr(link, "__notes__", [_redact_text(note, redact) for note in notes])
+
+
+def _redact_text(value: Any, redact: Callable[[str], str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return redact(value)
+    except Exception:  # noqa: BLE001 - a redactor that fails hides everything rather than nothing
+        return REDACTED
+
+
+def _try_setattr(obj: object, name: str, value: object) -> None:
+    try:
+        setattr(obj, name, value)
+    except Exception:  # noqa: BLE001, S110 - read-only attributes, slots, properties: leave them
+        pass
+
+
+def _regroup(group: BaseExceptionGroup[Any], redact: Callable[[str], str]) -> BaseExceptionGroup[Any]:
+    """``group``, or a copy whose (read-only) message is redacted, with the same links."""
+    message = _redact_text(group.message, redact)
+    if message == group.message:
+        return group
+    try:
+        copy = BaseExceptionGroup(message, list(group.exceptions))
+    except Exception:  # noqa: BLE001 - keep the original rather than fail
+        return group
+    copy.__cause__, copy.__context__, copy.__traceback__ = group.__cause__, group.__context__, group.__traceback__
+    copy.__suppress_context__ = group.__suppress_context__
+    notes = getattr(group, "__notes__", None)
+    if notes is not None:
+        copy.__notes__ = list(notes)
+    return copy
+
+
+def redacted_traceback(exc: BaseException, redact: Callable[[str], str]) -> str:
+    """The whole traceback of ``exc`` as text, redacted: causes, contexts, notes, group members.
+
+    For logging an exception that came from a provider: ``logger.exception`` would print
+    the raw messages, and a bug's message may hold the key. Never raises.
+    """
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception as problem:  # noqa: BLE001 - a pathological exception: say what it was
+        text = f"{type(exc).__name__} (its traceback could not be formatted: {type(problem).__name__})"
+    return str(_redact_text(text, redact))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message"`` for any exception, even one whose ``__str__`` raises."""
+    try:
+        detail = str(exc)
+    except Exception:  # noqa: BLE001 - a provider's broken exception must not break the cascade
+        detail = "<str() failed>"
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def unexpected_error(exc: BaseException, *, redact: Redactor) -> TransientProviderError:

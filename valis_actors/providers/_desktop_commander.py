@@ -40,7 +40,7 @@ from .._errors import (
 from .._messages import ProviderRequest, ProviderResponse, Usage
 from .._validation import at_least, one_of
 from ._base import BaseProvider, provider_options, register_provider
-from ._common import Redactor
+from ._common import Redactor, is_secret_name, shown_env
 
 if TYPE_CHECKING:
     from .._config import ProviderSettings
@@ -49,7 +49,6 @@ __all__ = ["DesktopCommanderOptions", "DesktopCommanderProvider"]
 
 STDERR_TAIL = 500
 _READ_SIZE = 65536
-_SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 def _argv(value: Any) -> tuple[str, ...] | None:
@@ -75,7 +74,7 @@ class DesktopCommanderOptions:
     command: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
     prompt_via: str = attrs.field(default="stdin", validator=one_of("stdin", "argument"))
     include_system_prompt: bool = True
-    env: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    env: Mapping[str, str] = attrs.field(factory=dict, hash=False, repr=lambda env: repr(shown_env(env)))
     max_output_bytes: int = attrs.field(default=1_000_000, validator=at_least(1))
     model: str | None = None
 
@@ -95,7 +94,7 @@ class DesktopCommanderProvider(BaseProvider):
         )
         self._resolved = self._reason is not None
         self._redact = Redactor(
-            v for k, v in self.options.env.items() if any(s in k.upper() for s in _SECRET_NAMES)
+            v for k, v in self.options.env.items() if is_secret_name(k)
         )
         command = self.options.command or ("",)
         self.model = self.options.model or os.path.basename(command[0]) or "desktop-commander"

@@ -38,7 +38,7 @@ import anyio
 
 from .._errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError, TransientProviderError
 from ._base import BaseProvider, provider_options
-from ._common import ErrorInfo, Redactor, classify_error, read_api_key, scrub, unexpected_error
+from ._common import ErrorInfo, Redactor, classify_error, clip, read_api_key, scrub, unexpected_error
 
 if TYPE_CHECKING:
     from .._config import ProviderSettings
@@ -231,6 +231,14 @@ class SDKProvider(BaseProvider):
 
     def redact(self, text: str) -> str:
         return self._redact(text)
+
+    def reported_model(self, model: object) -> str | None:
+        """The model a response names, as ``reply.model`` may show it: redacted and clipped.
+
+        A misbehaving server or proxy may echo the key there, and a successful answer's
+        fields reach the caller, the attempts and the CLI footer unfiltered otherwise.
+        """
+        return clip(self._redact(model)) if isinstance(model, str) and model else None
 
     @property
     def sdk_timeout(self) -> float:

@@ -110,7 +110,7 @@ class OpenAIProvider(SDKProvider):
             )
         if not text.strip():
             raise TransientProviderError(f"empty answer (finish_reason {finish_reason})")
-        return ProviderResponse(text=text, model=model, usage=usage)
+        return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
 
     def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
         return self._stream(request)
@@ -157,7 +157,7 @@ class OpenAIProvider(SDKProvider):
                     usage = await self._await_usage(events)
                 if not "".join(parts).strip():
                     raise TransientProviderError(f"empty answer (finish_reason {finish_reason})")
-                yield ProviderResponse(text="".join(parts), model=model, usage=usage)
+                yield ProviderResponse(text="".join(parts), model=self.reported_model(model), usage=usage)
                 await drain(events, TERMINATOR_GRACE)
         finally:
             with anyio.CancelScope(shield=True):
