@@ -68,6 +68,7 @@ class RuntimeStatistics:
 
     Attributes:
         live_sessions: Session actors currently alive (not passivated).
+        waiting_sessions: Live sessions whose task waits on an empty mailbox (not yet parked).
         queued_messages: Messages waiting in all mailboxes.
         mailbox_depths: Waiting messages per session, for sessions with any.
         attempts_in_flight: Provider attempts running now (the persona fallback excluded).
@@ -89,6 +90,7 @@ class RuntimeStatistics:
     closed: bool
     hook_failures: int = 0
     memory_errors: int = 0
+    waiting_sessions: int = 0
 
 
 class Runtime(metaclass=NoPublicConstructor):
@@ -477,6 +479,7 @@ class Runtime(metaclass=NoPublicConstructor):
             breakers=dict(self._breaker.view),
             closed=self._closed,
             hook_failures=self._emit.failures,
+            waiting_sessions=len(self._book.waiting),
             memory_errors=self._memory.background_errors if self._memory is not None else 0,
         )
 
