@@ -192,14 +192,7 @@ class Runtime(metaclass=NoPublicConstructor):
             ActorCrashedError: The session crashed while answering this message.
         """
         envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
-        await self._enqueue(session_id, envelope)
-        try:
-            await envelope.done.wait()
-        except BaseException:
-            self._abandon(session_id, envelope)
-            raise
-        if envelope.error is not None:
-            raise envelope.error
+        await self._settle(session_id, envelope)
         if envelope.reply is None:  # the actor sets one or the other; never neither
             raise ActorCrashedError(f"session {session_id!r} ended a message without a reply or an error")
         return envelope.reply
@@ -266,6 +259,11 @@ class Runtime(metaclass=NoPublicConstructor):
             raise InvalidRequestError(f"step must be an async callable, got {type(step).__name__}")
         envelope = self._accept(session_id, NEUTRAL.id, label, None)
         envelope.call = step
+        await self._settle(session_id, envelope)
+        return envelope.result  # type: ignore[no-any-return]
+
+    async def _settle(self, session_id: str, envelope: Envelope) -> None:
+        """Enqueue an envelope and wait for its outcome; a caller who leaves abandons it."""
         await self._enqueue(session_id, envelope)
         try:
             await envelope.done.wait()
@@ -274,7 +272,6 @@ class Runtime(metaclass=NoPublicConstructor):
             raise
         if envelope.error is not None:
             raise envelope.error
-        return envelope.result  # type: ignore[no-any-return]
 
     async def _enqueue(self, session_id: str, envelope: Envelope) -> None:
         actor = self._actor_for(session_id)
