@@ -21,7 +21,7 @@ from .._errors import MemoryStoreError
 from .._messages import Turn
 from .._validation import lone_surrogate
 
-__all__ = ["SqliteStore", "default_memory_path"]
+__all__ = ["TURNS_SCHEMA", "SqliteStore", "default_memory_path"]
 
 
 def default_memory_path() -> Path:
@@ -30,7 +30,7 @@ def default_memory_path() -> Path:
     return Path(base) / "valis" / "memory.sqlite3"
 
 
-_SCHEMA = """
+TURNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id TEXT NOT NULL,
@@ -73,7 +73,7 @@ class SqliteStore:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(TURNS_SCHEMA)
             self._db.execute("SELECT count(*) FROM turns").fetchone()
         except sqlite3.Error as exc:
             self._db.close()

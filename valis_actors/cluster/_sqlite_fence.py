@@ -21,22 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import MemoryStoreError, Turn
+from .._memory._sqlite import TURNS_SCHEMA
 from ._errors import StaleEpochError
 
 __all__ = ["FencedSqliteStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    persona_id TEXT NOT NULL,
-    user_text TEXT NOT NULL,
-    reply_text TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    model TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS turns_by_session ON turns (session_id, persona_id, id);
+# The core store's schema, plus the fencing table: both stores can open one file.
+_SCHEMA = TURNS_SCHEMA + """
 CREATE TABLE IF NOT EXISTS session_epochs (
     session_id TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL
