@@ -189,7 +189,7 @@ def test_personas_show_and_export_refuse_clearly(config_file: Path, capsys: pyte
     code, out = run("personas", "show", "sam", "--config", str(config_file))
     assert code == 0 and out.startswith("You are Sam")
     code, _ = run("personas", "show", "nobody", "--config", str(config_file))
-    assert code == 1 and "unknown persona 'nobody'; known: advisor_alex" in capsys.readouterr().err
+    assert code == 2 and "unknown persona 'nobody'; known: advisor_alex" in capsys.readouterr().err
     code, _ = run("personas", "export", "jane", "--config", str(config_file))
     err = capsys.readouterr().err
     assert code == 2 and err == "valis: 'jane' is a VALIS persona file, not a character card; only cards export\n"
@@ -203,3 +203,13 @@ def test_ask_without_a_session_is_a_one_off_that_stores_nothing(config_file: Pat
     for session in ("cli", json.loads(out)["session_id"]):
         _, history = run("history", session, "--config", str(config_file))
         assert history.strip() == f"no turns stored for session {session!r}"
+
+
+def test_an_unknown_persona_under_unknown_persona_error_exits_2_like_every_input_error(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**data, "unknown_persona": "error"}))
+    code, _ = run("ask", "nobody", "hello", "--config", str(config_file))
+    assert code == 2
+    assert "nobody" in capsys.readouterr().err

@@ -66,3 +66,15 @@ def test_import_does_not_import_provider_sdks() -> None:
     code = "import sys, valis_actors; bad = {'openai', 'anthropic', 'httpx', 'aiohttp'} & set(sys.modules); print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "set()"
+
+
+def test_import_keeps_the_optional_stacks_out() -> None:
+    # Each of these is imported only when its feature is used (memory on SQLite, the server,
+    # tracing, cluster mode, the trio backend, a provider).
+    stacks = {
+        "sqlite3", "starlette", "hypercorn", "prometheus_client", "opentelemetry", "coredis", "trio",
+        "openai", "anthropic", "httpx",
+    }
+    code = f"import sys, valis_actors; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(stacks)!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -34,7 +34,14 @@ import attrs
 from .._actors import open_runtime
 from .._cards import export_card, import_cards
 from .._config import Config, load_config
-from .._errors import ConfigError, InvalidRequestError, InvalidSessionIdError, PersonaError, ValisError
+from .._errors import (
+    ConfigError,
+    InvalidRequestError,
+    InvalidSessionIdError,
+    PersonaError,
+    UnknownPersonaError,
+    ValisError,
+)
 from .._personas import PERSONA_ID_PATTERN, PersonaStore
 from .._validation import describe_surrogate, lone_surrogate
 from ._output import describe, reply_json
@@ -239,7 +246,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
             return anyio.run(chat, args, out, backend=args.backend)
         return anyio.run(commands[args.command], args, out, backend=args.backend)
-    except (ConfigError, InvalidRequestError) as exc:
+    except (ConfigError, InvalidRequestError, UnknownPersonaError) as exc:  # input errors: exit 2
         print(f"valis: {exc}", file=sys.stderr)
         return 2
     except ValisError as exc:
