@@ -21,7 +21,7 @@ from .._errors import MemoryStoreError
 from .._messages import Turn
 from .._validation import lone_surrogate
 
-__all__ = ["TURNS_SCHEMA", "SqliteStore", "default_memory_path"]
+__all__ = ["TURNS_SCHEMA", "SqliteStore", "default_memory_path", "select_recent"]
 
 
 def default_memory_path() -> Path:
@@ -120,18 +120,10 @@ class SqliteStore:
             raise self._fail("write to", exc) from exc
 
     def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
-        if limit <= 0:
-            return []
-        query = "SELECT user_text, reply_text, persona_id, provider, model, created_at FROM turns WHERE session_id = ?"
-        args: tuple[object, ...] = (session_id,)
-        if persona_id is not None:
-            query += " AND persona_id = ?"
-            args += (persona_id,)
         try:
-            rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            return select_recent(self._db, session_id, persona_id, limit)
         except _BIND_ERRORS as exc:
             raise self._fail("read", exc) from exc
-        return [Turn(*row) for row in reversed(rows)]
 
     def forget(self, session_id: str) -> int:
         try:
@@ -144,3 +136,20 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def select_recent(db: sqlite3.Connection, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
+    """The last ``limit`` turns of a session (of one persona, if given), oldest first.
+
+    Shared by every store on the ``turns`` schema; sqlite3 errors propagate to the caller,
+    which translates them.
+    """
+    if limit <= 0:
+        return []
+    query = "SELECT user_text, reply_text, persona_id, provider, model, created_at FROM turns WHERE session_id = ?"
+    args: tuple[object, ...] = (session_id,)
+    if persona_id is not None:
+        query += " AND persona_id = ?"
+        args += (persona_id,)
+    rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+    return [Turn(*row) for row in reversed(rows)]

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import MemoryStoreError, Turn
-from .._memory._sqlite import TURNS_SCHEMA
+from .._memory._sqlite import TURNS_SCHEMA, select_recent
 from ._errors import StaleEpochError
 
 __all__ = ["FencedSqliteStore"]
@@ -140,18 +140,10 @@ class FencedSqliteStore:
 
     def recent(self, session_id: str, persona_id: str | None, limit: int) -> list[Turn]:
         """The last ``limit`` turns of a session (of one persona, if given), oldest first."""
-        if limit <= 0:
-            return []
-        query = "SELECT user_text, reply_text, persona_id, provider, model, created_at FROM turns WHERE session_id = ?"
-        args: tuple[object, ...] = (session_id,)
-        if persona_id is not None:
-            query += " AND persona_id = ?"
-            args += (persona_id,)
         try:
-            found = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            return select_recent(self._db, session_id, persona_id, limit)
         except sqlite3.Error as exc:
             raise self._fail("read", exc) from exc
-        return [Turn(*row) for row in reversed(found)]
 
     def forget(self, session_id: str) -> int:
         """Delete a session's turns (its epoch stays: fencing must survive a forget)."""

@@ -11,19 +11,10 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.abc
 
-from ._faults import APIS, Api, Fault, FaultKind
-from ._server import DEFAULT_TEXT, FakeLLMServer, FakeServerStatistics, RecordedRequest
+from ._faults import APIS, Fault
+from ._server import DEFAULT_TEXT, FakeLLMServer
 
-__all__ = [
-    "Api",
-    "FakeLLMServer",
-    "FakeServerStatistics",
-    "Fault",
-    "FaultKind",
-    "RecordedRequest",
-    "main",
-    "open_fake_llm_server",
-]
+__all__ = ["main", "open_fake_llm_server"]
 
 
 @asynccontextmanager
