@@ -39,7 +39,7 @@ async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeLLMServer
         yield srv
 
 
-def config(server: FakeLLMServer, **overrides: Any) -> va.Config:
+def config(server: FakeLLMServer, *, prefill: bool | None = None, **overrides: Any) -> va.Config:
     data: dict[str, Any] = {
         "providers": [
             {"name": "openai", "type": "openai", "base_url": server.openai_base_url, "model": "gpt-test"},
@@ -50,6 +50,9 @@ def config(server: FakeLLMServer, **overrides: Any) -> va.Config:
         "response_deadline": 5,
         "memory": {"backend": "memory"},
     }
+    if prefill is not None:
+        for entry in data["providers"]:
+            entry["prefill"] = prefill
     data.update(overrides)
     return va.Config.from_dict(data)
 
@@ -220,21 +223,44 @@ async def test_slow_first_token_fails_over(server: FakeLLMServer) -> None:
     assert reply.attempts[0].outcome is OUT.TIMEOUT
 
 
-@pytest.mark.parametrize(
+BROKEN_STREAMS = pytest.mark.parametrize(
     "fault", [Fault.cut(after_chunks=1), Fault.stall(after_chunks=1), Fault.malformed(after_chunks=1)],
     ids=["cut", "stall", "malformed"],
 )
-async def test_broken_stream_after_the_first_chunk_is_never_a_complete_answer(
+
+
+@BROKEN_STREAMS
+async def test_broken_stream_after_the_first_chunk_is_continued_by_the_next_provider(
     server: FakeLLMServer, fault: Fault
 ) -> None:
     server.script("openai", fault)
     async with va.open_runtime(config(server, stream_idle_timeout=0.3)) as runtime:
+        received, reply = await collect(runtime)
+    assert "".join(received) == "The answer from the fake model."
+    assert reply is not None and reply.text == "".join(received)
+    assert [(s.provider, s.model) for s in reply.segments] == [("openai", "gpt-test"), ("anthropic", "claude-test")]
+    assert sum(s.characters for s in reply.segments) == len(reply.text)
+    first, second = server.requests
+    assert (first.api, second.api) == ("openai", "anthropic")
+    # The continuation carried the cut answer as the final assistant message.
+    assert second.body is not None
+    prefill = second.body["messages"][-1]
+    assert prefill["role"] == "assistant" and "The answer from the fake model.".startswith(prefill["content"])
+
+
+@BROKEN_STREAMS
+async def test_broken_stream_with_no_provider_to_continue_it_is_never_a_complete_answer(
+    server: FakeLLMServer, fault: Fault
+) -> None:
+    server.script("openai", fault)
+    async with va.open_runtime(config(server, prefill=False, stream_idle_timeout=0.3)) as runtime:
         received: list[str] = []
-        with pytest.raises(va.IncompleteAnswerError):
+        with pytest.raises(va.IncompleteAnswerError) as caught:
             async with runtime.stream("s", "jane", "hello") as chunks:
                 async for chunk in chunks:
                     received.append(chunk)
         assert received and "".join(received) != "The answer from the fake model."
+        assert caught.value.received == "".join(received)
         assert [r.api for r in server.requests] == ["openai"]
 
 

@@ -35,6 +35,7 @@ from ._errors import MemoryStoreError as MemoryStoreError
 from ._errors import MessageTooLongError as MessageTooLongError
 from ._errors import PermanentProviderError as PermanentProviderError
 from ._errors import PersonaError as PersonaError
+from ._errors import PrefillRejectedError as PrefillRejectedError
 from ._errors import ProviderError as ProviderError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import ProviderUnavailableError as ProviderUnavailableError
@@ -51,6 +52,8 @@ from ._messages import AttemptOutcome as AttemptOutcome
 from ._messages import ProviderRequest as ProviderRequest
 from ._messages import ProviderResponse as ProviderResponse
 from ._messages import Reply as Reply
+from ._messages import Restart as Restart
+from ._messages import Segment as Segment
 from ._messages import Turn as Turn
 from ._messages import Usage as Usage
 from ._personas import LanguagePatterns as LanguagePatterns
@@ -91,6 +94,7 @@ __all__ = [
     "Persona",
     "PersonaError",
     "PersonaStore",
+    "PrefillRejectedError",
     "ProviderError",
     "ProviderRequest",
     "ProviderResponse",
@@ -100,10 +104,12 @@ __all__ = [
     "RateLimitedError",
     "Reply",
     "ReplyStream",
+    "Restart",
     "Runtime",
     "RuntimeClosedError",
     "RuntimeEvent",
     "RuntimeStatistics",
+    "Segment",
     "SessionFailedError",
     "SessionLifecycle",
     "SessionSettings",

@@ -24,7 +24,8 @@ sqlite, subprocess) are translated into these at the boundary where they occur.
         │   ├── RateLimitedError       (retry after ``retry_after`` seconds)
         │   └── ProviderTimeoutError
         ├── PermanentProviderError     (no retry; next provider)
-        │   └── ContentPolicyError
+        │   ├── ContentPolicyError
+        │   └── PrefillRejectedError   (will not continue a cut answer; next provider)
         └── ProviderUnavailableError   (skip now, no wait, no network)
 """
 
@@ -45,6 +46,7 @@ __all__ = [
     "MessageTooLongError",
     "PermanentProviderError",
     "PersonaError",
+    "PrefillRejectedError",
     "ProviderError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
@@ -141,10 +143,12 @@ class IncompleteAnswerError(ValisError):
     Attributes:
         provider: The provider whose answer was cut.
         attempts: Every attempt made for the message (``va.Attempt``).
+        received: The text that reached the caller before the cut (the chunks, joined).
     """
 
     provider: str | None = None
     attempts: tuple[object, ...] = ()
+    received: str = ""
 
 
 class ProviderError(ValisError):
@@ -192,6 +196,14 @@ class PermanentProviderError(ProviderError):
 
 class ContentPolicyError(PermanentProviderError):
     """The provider refused the content. Whether other providers are tried is a config switch."""
+
+
+class PrefillRejectedError(PermanentProviderError):
+    """The provider refused to continue an assistant prefill (a cut answer sent back to it).
+
+    Some models reject a conversation that ends with an assistant message (a 400). The
+    cascade recognises it, never shows it as the final error, and tries the next provider.
+    """
 
 
 class ProviderUnavailableError(ProviderError):

@@ -22,6 +22,8 @@ __all__ = [
     "ProviderRequest",
     "ProviderResponse",
     "Reply",
+    "Restart",
+    "Segment",
     "Turn",
     "Usage",
 ]
@@ -62,6 +64,9 @@ class ProviderRequest:
         system_prompt: The persona rendered as a system prompt for remote models.
         history: Earlier turns of this (session, persona) conversation, oldest first.
         deadline: The absolute time (``anyio.current_time()``) the reply is due by.
+        prefill: The start of the answer, already shown to the user, when a cut answer
+            is being continued: providers send it as a final assistant message and
+            answer only what comes after it. Empty for a fresh answer.
     """
 
     session_id: str
@@ -70,14 +75,20 @@ class ProviderRequest:
     system_prompt: str
     history: tuple[Turn, ...] = ()
     deadline: float = float("inf")
+    prefill: str = ""
 
     def messages(self) -> list[dict[str, str]]:
-        """The history and the message as chat messages (``role``/``content``), oldest first."""
+        """The history and the message as chat messages (``role``/``content``), oldest first.
+
+        With a ``prefill``, the last message is the assistant's partial answer.
+        """
         out: list[dict[str, str]] = []
         for turn in self.history:
             out.append({"role": "user", "content": turn.user})
             out.append({"role": "assistant", "content": turn.assistant})
         out.append({"role": "user", "content": self.message})
+        if self.prefill:
+            out.append({"role": "assistant", "content": self.prefill})
         return out
 
 
@@ -104,6 +115,7 @@ class AttemptOutcome(str, enum.Enum):
     ERROR = "error"  # the provider raised something that is not a ProviderError: a bug in it
     CANCELLED = "cancelled"  # lost a hedge race, or the caller gave up
     DEADLINE = "deadline"  # cut or not started because the response deadline was near
+    PREFILL_REJECTED = "prefill_rejected"  # would not continue a cut answer: the next provider is tried
 
     def __str__(self) -> str:
         return self.value
@@ -137,6 +149,34 @@ class Attempt:
 
 
 @attrs.frozen
+class Segment:
+    """The part of an answer one provider produced (a continued answer has several).
+
+    Attributes:
+        provider: The config entry's name.
+        model: The model that produced it, if the provider said.
+        characters: How many characters of ``Reply.text`` it produced.
+    """
+
+    provider: str
+    model: str | None
+    characters: int
+
+
+@attrs.frozen
+class Restart:
+    """In ``ReplyStream.events()``: the answer so far is withdrawn; a new one follows from its start.
+
+    Attributes:
+        discarded: The text delivered before the restart (now void).
+        reason: Why the first answer could not be completed or continued.
+    """
+
+    discarded: str
+    reason: str
+
+
+@attrs.frozen
 class Reply:
     """The answer to one message.
 
@@ -151,6 +191,8 @@ class Reply:
         usage: The answering provider's token usage (failed attempts never count).
         elapsed: Seconds from ``ask`` to the reply.
         refusal: A provider's content-policy reason, when one refused the message.
+        segments: Which provider produced which part of ``text``, in order: one segment,
+            or several when a cut streamed answer was continued by another attempt.
     """
 
     text: str
@@ -163,6 +205,7 @@ class Reply:
     usage: Usage | None = None
     elapsed: float = 0.0
     refusal: str | None = None
+    segments: tuple[Segment, ...] = ()
 
     def skipped(self) -> list[str]:
         """Human lines saying why each provider before the answering one did not answer."""

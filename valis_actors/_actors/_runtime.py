@@ -210,10 +210,13 @@ class Runtime(metaclass=NoPublicConstructor):
     ) -> AsyncIterator[ReplyStream]:
         """Answer like :meth:`ask`, streaming the answer as it arrives.
 
-        Same ordering, cascade and errors as ``ask``. Failover happens only until the
-        first chunk reaches you; after it, a cut, stalled or malformed stream ends with
-        ``IncompleteAnswerError``. The deadline applies to the first chunk. Leaving the
-        block early gives up the message (its attempts are cancelled).
+        Same ordering, cascade and errors as ``ask``. Failover is free until the first
+        chunk reaches you; after it, a cut, stalled or malformed stream is continued by
+        a provider that can continue a partial answer (you see one answer, nothing
+        repeated or missing). When none can, ``chunks.events()`` gives a ``Restart``
+        and a new answer; plain iteration ends with ``IncompleteAnswerError``. The
+        deadline bounds the whole answer. Leaving the block early gives up the message
+        (its attempts are cancelled).
 
         Yields:
             A ``ReplyStream``: iterate it for text chunks, then read ``provider``,
@@ -228,7 +231,7 @@ class Runtime(metaclass=NoPublicConstructor):
             delivery.receive.close()
             raise
         try:
-            yield ReplyStream(envelope, delivery.receive)
+            yield ReplyStream(envelope, delivery)
         finally:
             delivery.receive.close()
             if not envelope.done.is_set():

@@ -304,6 +304,7 @@ class SessionActor:
             usage=response.usage,
             elapsed=context.now() - envelope.started,
             refusal=result.refusal,
+            segments=result.segments,
         )
         memory = context.memory
         if memory is not None:

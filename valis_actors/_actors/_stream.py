@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .._messages import Attempt, Reply, Usage
+from .._errors import IncompleteAnswerError
+from .._messages import Attempt, Reply, Restart, Segment, Usage
 
 if TYPE_CHECKING:
+    from .._cascade import Delivery
     from ._envelope import Envelope
 
 __all__ = ["ReplyStream"]
@@ -25,19 +27,59 @@ class ReplyStream:
                 print(text, end="")
         print(chunks.provider, chunks.model, chunks.usage)
 
+    A cut answer is continued where a provider can continue it: the chunks go on as
+    one answer. Where none can, plain iteration ends with ``IncompleteAnswerError``
+    (``.received`` holds what arrived); iterate :meth:`events` instead to get a
+    ``Restart`` and then a new answer from its start.
+
     Raises (while iterating):
         IncompleteAnswerError: The answer was cut after it started; what arrived is incomplete.
         MemoryStoreError, ActorCrashedError, RuntimeClosedError: as for ``ask``.
     """
 
-    def __init__(self, envelope: Envelope, chunks: MemoryObjectReceiveStream[str]) -> None:
+    def __init__(self, envelope: Envelope, delivery: Delivery) -> None:
         self._envelope = envelope
-        self._chunks = chunks
+        self._delivery = delivery
+        self._chunks = delivery.receive
+        self._received: list[str] = []
 
     def __aiter__(self) -> ReplyStream:
         return self
 
     async def __anext__(self) -> str:
+        item = await self._next()
+        if isinstance(item, Restart):
+            # Only reachable when `events()` was started and then left for plain iteration.
+            error = IncompleteAnswerError(f"the answer was withdrawn: {item.reason}")
+            error.received = "".join(self._received)
+            raise error
+        self._received.append(item)
+        return item
+
+    def events(self) -> AsyncIterator[str | Restart]:
+        """The answer as events: text chunks (``str``) and ``Restart`` markers.
+
+        After a ``Restart``, drop what was shown: the text that follows is a new answer
+        from its start, and the chunks after the last ``Restart``, joined, equal
+        ``reply.text``. Call it before the first chunk arrives (right after entering
+        ``runtime.stream``): only then can a cut answer be restarted for you.
+        """
+        self._delivery.restartable = True
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[str | Restart]:
+        while True:
+            try:
+                item = await self._next()
+            except StopAsyncIteration:
+                return
+            if isinstance(item, Restart):
+                self._received.clear()
+            else:
+                self._received.append(item)
+            yield item
+
+    async def _next(self) -> str | Restart:
         try:
             return await self._chunks.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -76,6 +118,10 @@ class ReplyStream:
     @property
     def fallback_used(self) -> bool:
         return self._require().fallback_used
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self._require().segments
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:

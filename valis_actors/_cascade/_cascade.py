@@ -7,6 +7,13 @@ delays (a longer Retry-After wins). Permanent failures go to the next provider.
 Nothing is started that cannot end before the response deadline; the persona
 fallback answers when every other provider has failed or the deadline is near.
 
+A streamed answer cut after its first chunk reached the caller is *continued*: the
+next provider that can (``BaseProvider.continues_prefill``) gets the conversation
+plus the partial answer as a final assistant message and streams only the rest; the
+same provider continues after its retry delay when its outcome allows a retry. When
+no provider can, a caller that reads events gets a ``Restart`` and a fresh answer;
+any other caller gets ``IncompleteAnswerError`` (see docs/architecture.md).
+
 Provider errors arrive only as our own ``ProviderError`` types (each provider
 maps its third-party errors at its boundary); anything else a provider raises is
 a bug in it, logged with its traceback (redacted) and counted as a failed attempt.
@@ -31,7 +38,7 @@ from .._errors import (
     TransientProviderError,
 )
 from .._events import Emitter, EventKind
-from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse
+from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse, Segment, Usage
 from ..providers._base import BaseProvider
 from ..providers._common import describe_exception, redacted_traceback
 from ._breaker import BreakerActor, Gate
@@ -62,6 +69,7 @@ class CascadeResult:
     attempts: tuple[Attempt, ...]
     refusal: str | None = None
     incomplete: IncompleteAnswerError | None = None
+    segments: tuple[Segment, ...] = ()
 
 
 @attrs.define
@@ -82,6 +90,10 @@ class _Run:
     scope: anyio.CancelScope
     attempts: list[Attempt] = attrs.field(factory=list)
     refusal: str | None = None
+    # A continued answer: the parts before the current one, and how much text they made.
+    segments: list[Segment] = attrs.field(factory=list)
+    produced: int = 0
+    restarted: bool = False
 
     @property
     def cutoff(self) -> float:
@@ -121,6 +133,8 @@ class Cascade:
         self._retry_timeouts = retry_timeouts
         self._hedge_after = hedge_after
         self._emit = emit if emit is not None else Emitter(None, clock)
+        # Providers that answered a prefill with a rejection: never asked to continue again.
+        self._no_prefill: set[str] = set()
 
     async def answer(
         self,
@@ -140,21 +154,24 @@ class Cascade:
         """
         scope = deadline_scope or anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE)
         run = _Run(request, seq, delivery, scope)
-        try:
-            with scope:
+        cut: Incomplete | None = None
+        with scope:
+            try:
                 if self._hedge_after is not None and len(self.providers) > 1:
                     won = await self._hedged(run, self._hedge_after)
                 else:
                     won = await self._sequential(run)
-                if won is not None:
-                    provider, response = won
-                    return CascadeResult(response, provider, False, tuple(run.attempts))
-        except Incomplete as exc:
-            return self._incomplete(run, exc.provider, str(exc.error))
-        if delivery is not None and delivery.owner is not None:
+            except Incomplete as exc:
+                won, cut = await self._recover(run, exc)
+            if won is not None:
+                return self._answered(run, *won)
+        run.request = request
+        if cut is not None:
+            return self._incomplete(run, cut.provider, str(cut.error))
+        if delivery is not None and delivery.started:
             # Chunks of an answer reached the caller and the deadline cut it: the fallback
             # cannot take over a stream that is already speaking.
-            return self._incomplete(run, delivery.owner, "the response deadline passed")
+            return self._incomplete(run, self._speaker(run), "the response deadline passed")
         fallback = self.fallback
         if delivery is None:
             response = await fallback.get_response(request)
@@ -165,13 +182,98 @@ class Cascade:
                 await delivery.emit(fallback.name, response.text)
             else:
                 response = await delivery.pump(fallback.name, stream, math.inf)
-        return CascadeResult(response, fallback.name, True, tuple(run.attempts), run.refusal)
+        segments = (Segment(fallback.name, response.model, len(response.text)),)
+        return CascadeResult(response, fallback.name, True, tuple(run.attempts), run.refusal, segments=segments)
+
+    @staticmethod
+    def _answered(run: _Run, provider: str, response: ProviderResponse) -> CascadeResult:
+        if run.segments and run.delivery is not None:
+            # A continued answer: the caller received every part; the reply is all of them.
+            text = run.delivery.text()
+            segments = (*run.segments, Segment(provider, response.model, len(text) - run.produced))
+            usages = [a.usage for a in run.attempts if a.usage is not None]
+            usage = Usage(sum(u.input_tokens for u in usages), sum(u.output_tokens for u in usages)) if usages else None
+            response = ProviderResponse(text, response.model, usage)
+        else:
+            segments = (Segment(provider, response.model, len(response.text)),)
+        return CascadeResult(response, provider, False, tuple(run.attempts), segments=segments)
+
+    @staticmethod
+    def _speaker(run: _Run) -> str:
+        delivery = run.delivery
+        if delivery is not None and delivery.owner is not None:
+            return delivery.owner
+        return run.segments[-1].provider if run.segments else "?"
+
+    async def _recover(self, run: _Run, cut: Incomplete) -> tuple[tuple[str, ProviderResponse] | None, Incomplete | None]:
+        """Continue an answer cut after it reached the caller, or restart it, or give up.
+
+        Returns the winner (provider, its response) or None, and the cut that ended the
+        answer when it could be neither continued nor restarted.
+        """
+        delivery = run.delivery
+        if delivery is None:  # pragma: no cover - only a streamed answer can be cut
+            return None, cut
+        original = run.request
+        # Every round ends in a new cut (a continuing attempt that was cut in its turn)
+        # or stops; each attempt of each provider can end one round at most.
+        for _ in range(len(self.providers) * (len(self._schedule) + 1)):
+            text = delivery.text()
+            run.segments.append(Segment(cut.provider, cut.model, len(text) - run.produced))
+            run.produced = len(text)
+            delivery.release()
+            run.request = attrs.evolve(original, prefill=text)
+            try:
+                won = await self._continue(run, cut)
+            except Incomplete as again:
+                cut = again
+                continue
+            if won is not None:
+                return won, None
+            break
+        run.request = original
+        if not delivery.restartable or run.restarted:
+            return None, cut
+        run.restarted = True
+        run.segments.clear()
+        run.produced = 0
+        await delivery.restart(f"the answer from {cut.provider!r} was cut ({cut.error}) and no provider could continue it")
+        try:
+            return await self._sequential(run), None
+        except Incomplete as again:
+            return await self._recover(run, again)
+
+    def _can_continue(self, provider: BaseProvider) -> bool:
+        return provider.name not in self._no_prefill and provider.continues_prefill()
+
+    async def _continue(self, run: _Run, cut: Incomplete) -> tuple[str, ProviderResponse] | None:
+        """Ask the providers that can continue ``run.request.prefill``: the others first, then the cut one."""
+        failed = {a.provider for a in run.attempts if a.outcome not in (AttemptOutcome.SUCCESS, AttemptOutcome.CANCELLED)}
+        for provider in self.providers:
+            if provider.name == cut.provider or provider.name in failed or not self._can_continue(provider):
+                continue
+            trial = await self._run_provider(provider, run)
+            if trial is not None and trial.response is not None:
+                return provider.name, trial.response
+        same = next((p for p in self.providers if p.name == cut.provider), None)
+        if same is None or not self._can_continue(same) or not rule_of(cut.outcome).retry_same:
+            return None
+        delay = self._schedule[0] if self._schedule else 0.0
+        if self._now() + delay >= run.cutoff:
+            return None
+        await anyio.sleep(delay)
+        trial = await self._run_provider(same, run)
+        if trial is not None and trial.response is not None:
+            return same.name, trial.response
+        return None
 
     @staticmethod
     def _incomplete(run: _Run, provider: str, why: str) -> CascadeResult:
         error = IncompleteAnswerError(
             f"the answer from {provider!r} was cut after it started ({why}); what was received is incomplete"
         )
+        if run.delivery is not None:
+            error.received = run.delivery.text()
         return CascadeResult(None, provider, False, tuple(run.attempts), incomplete=error)
 
     async def _sequential(self, run: _Run) -> tuple[str, ProviderResponse] | None:
@@ -256,6 +358,8 @@ class Cascade:
                 return trial
             if outcome is AttemptOutcome.CONTENT_POLICY:
                 run.refusal = trial.attempt.error
+            if outcome is AttemptOutcome.PREFILL_REJECTED:
+                self._no_prefill.add(provider.name)
             retried = rule_of(outcome).retry_same or (outcome is AttemptOutcome.TIMEOUT and self._retry_timeouts)
             if not retried or retry == len(self._schedule):
                 return None
@@ -368,7 +472,10 @@ class Cascade:
             # Chunks of this answer already reached the caller: no failover, no retry.
             run.attempts.append(trial.attempt)
             error = trial.attempt.error or trial.attempt.outcome.value
-            raise Incomplete(name, TransientProviderError(error))
+            model = provider.settings.option("model")
+            raise Incomplete(
+                name, TransientProviderError(error), trial.attempt.outcome, model if isinstance(model, str) else None
+            )
         return trial
 
     def _finished(self, run: _Run, name: str, outcome: AttemptOutcome, error: str | None) -> None:

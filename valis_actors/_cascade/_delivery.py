@@ -1,10 +1,12 @@
 """Streaming delivery: moving chunks from a provider attempt to the caller, safely.
 
-Failover is allowed until the first chunk reaches the caller. The first attempt
-to deliver a chunk *claims* the delivery; from then on only it may speak, and a
-cut, stall or malformed stream ends the answer with ``IncompleteAnswerError`` —
-a truncated answer is never presented as a complete one. A provider stream is
-complete only when it yields its final ``ProviderResponse``.
+Failover is free until the first chunk reaches the caller. The first attempt to
+deliver a chunk *claims* the delivery; from then on only it may speak. When a
+claimed stream is cut, stalls or turns malformed, the cascade ``release``s the
+delivery to an attempt that continues the answer from what was sent (``text``),
+or ``restart``s it for a caller that reads events; otherwise the answer ends with
+``IncompleteAnswerError``. A truncated answer is never presented as a complete one:
+a provider stream is complete only when it yields its final ``ProviderResponse``.
 """
 
 from __future__ import annotations
@@ -18,18 +20,27 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._errors import ProviderError, ProviderTimeoutError, TransientProviderError
-from .._messages import ProviderResponse
+from .._messages import AttemptOutcome, ProviderResponse, Restart
 
 __all__ = ["Delivery", "Incomplete", "LostRace"]
 
 
 class Incomplete(Exception):
-    """Internal: the claiming attempt failed after its first chunk reached the caller."""
+    """Internal: the claiming attempt failed after its first chunk reached the caller.
 
-    def __init__(self, provider: str, error: ProviderError) -> None:
+    ``outcome`` is the attempt's outcome (the outcome table says whether the same
+    provider may continue the answer after its retry delay); ``model`` the model the
+    provider was asked for, for the answer's segments.
+    """
+
+    def __init__(
+        self, provider: str, error: ProviderError, outcome: AttemptOutcome, model: str | None = None
+    ) -> None:
         super().__init__(str(error))
         self.provider = provider
         self.error = error
+        self.outcome = outcome
+        self.model = model
 
 
 class LostRace(Exception):
@@ -57,12 +68,39 @@ class Delivery:
         self.on_claim: Callable[[str], None] | None = None
         self.gone = False  # the caller stopped listening
         self.scope: anyio.CancelScope | None = None  # the message's scope: cancelled when the caller goes
-        self.send: MemoryObjectSendStream[str]
-        self.receive: MemoryObjectReceiveStream[str]
-        self.send, self.receive = anyio.create_memory_object_stream[str](buffer)
+        self.restartable = False  # the caller reads events, so it can take a Restart
+        self.parts: list[str] = []  # the text the caller received, chunk by chunk
+        self.send: MemoryObjectSendStream[str | Restart]
+        self.receive: MemoryObjectReceiveStream[str | Restart]
+        self.send, self.receive = anyio.create_memory_object_stream[str | Restart](buffer)
 
     def claimed_by(self, provider: str) -> bool:
         return self.owner == provider
+
+    @property
+    def started(self) -> bool:
+        """Some text of the answer reached the caller."""
+        return bool(self.parts)
+
+    def text(self) -> str:
+        """The text the caller received so far."""
+        return "".join(self.parts)
+
+    def release(self) -> None:
+        """Let another attempt continue the answer: its first chunk claims the delivery."""
+        self.owner = None
+        self.on_claim = None
+
+    async def restart(self, reason: str) -> None:
+        """Withdraw what was sent (the caller gets a ``Restart`` event); a new answer may follow."""
+        self.owner = None
+        self.on_claim = None
+        discarded, self.parts = self.text(), []
+        try:
+            await self.send.send(Restart(discarded, reason))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._caller_gone()
+            raise
 
     async def emit(self, provider: str, chunk: str) -> None:
         """Send a chunk to the caller, claiming the delivery on the first one.
@@ -78,8 +116,14 @@ class Delivery:
             return
         try:
             if self.owner is None:
-                self.send.send_nowait(chunk)
+                try:
+                    self.send.send_nowait(chunk)
+                except anyio.WouldBlock:
+                    # Only after a release or restart: the buffer may still hold earlier
+                    # chunks, and no other attempt is racing for the claim.
+                    await self.send.send(chunk)
                 self.owner = provider
+                self.parts.append(chunk)
                 if self.on_claim is not None:
                     self.on_claim(provider)
                 await anyio.lowlevel.checkpoint()
@@ -87,13 +131,17 @@ class Delivery:
             if self.owner != provider:
                 raise LostRace(provider, self.owner)
             await self.send.send(chunk)
+            self.parts.append(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            # The caller stopped listening: like a caller that gave up, drop the message.
-            self.gone = True
-            if self.scope is not None:
-                self.scope.cancel()
+            self._caller_gone()
             await anyio.lowlevel.checkpoint()
             raise
+
+    def _caller_gone(self) -> None:
+        # The caller stopped listening: like a caller that gave up, drop the message.
+        self.gone = True
+        if self.scope is not None:
+            self.scope.cancel()
 
     async def pump(self, provider: str, stream: AsyncIterator[Any], timeout: float) -> ProviderResponse:
         """Relay ``stream`` to the caller; return its final response.

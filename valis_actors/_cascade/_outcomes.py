@@ -19,6 +19,7 @@ breaker hears.
 | error          | no         | yes (a bug in the provider) | failure      |
 | cancelled      | no         | -                          | release       |
 | deadline       | no         | - (the fallback answers)   | release       |
+| prefill_rejected | no       | yes, to continue the cut answer | success (the provider is up) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import attrs
 from .._errors import (
     ContentPolicyError,
     PermanentProviderError,
+    PrefillRejectedError,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
@@ -73,6 +75,9 @@ RULES: dict[AttemptOutcome, Rule] = {
     AttemptOutcome.ERROR: Rule(retry_same=False, next_provider=True, breaker=Verdict.FAILURE),
     AttemptOutcome.CANCELLED: Rule(retry_same=False, next_provider=False, breaker=Verdict.RELEASE),
     AttemptOutcome.DEADLINE: Rule(retry_same=False, next_provider=False, breaker=Verdict.RELEASE),
+    # The model will not continue a cut answer; it would answer a fresh request. The next
+    # provider that can is asked (and this one is not asked to continue again).
+    AttemptOutcome.PREFILL_REJECTED: Rule(retry_same=False, next_provider=True, breaker=Verdict.SUCCESS),
 }
 
 # Most specific first is not needed: lookups walk the error's MRO.
@@ -84,6 +89,7 @@ ERROR_OUTCOMES: dict[type[ProviderError], AttemptOutcome] = {
     PermanentProviderError: AttemptOutcome.PERMANENT,
     ContentPolicyError: AttemptOutcome.CONTENT_POLICY,
     ProviderUnavailableError: AttemptOutcome.UNAVAILABLE,
+    PrefillRejectedError: AttemptOutcome.PREFILL_REJECTED,
 }
 
 

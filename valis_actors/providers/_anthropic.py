@@ -41,6 +41,9 @@ class AnthropicOptions:
         base_url: Another endpoint speaking the Messages API (a proxy, a test server).
         api_key_env: The environment variable holding the API key.
         max_connections: HTTP connections kept to the API (at least ``max_concurrent_requests``).
+        prefill: Continue a cut answer by sending it back as a final assistant message
+            (Claude models continue it; a model that refuses is skipped for the rest of
+            the run). False: never ask this entry to continue an answer.
     """
 
     model: str = "claude-sonnet-4-6"
@@ -49,6 +52,7 @@ class AnthropicOptions:
     base_url: str | None = None
     api_key_env: str = "ANTHROPIC_API_KEY"
     max_connections: int = attrs.field(default=1000, validator=at_least(1))
+    prefill: bool = True
 
 
 @register_provider("anthropic", aliases=("anthropic_api",))
@@ -75,11 +79,19 @@ class AnthropicProvider(SDKProvider):
         client.messages.with_streaming_response  # noqa: B018
         return client
 
+    def continues_prefill(self) -> bool:
+        return self.options.prefill
+
     def _params(self, request: ProviderRequest) -> dict[str, Any]:
+        messages = request.messages()
+        if request.prefill:
+            # The Messages API refuses a final assistant message that ends in whitespace;
+            # the continuation then starts with it, and `_Continuation` drops it again.
+            messages[-1]["content"] = request.prefill.rstrip() or request.prefill
         params: dict[str, Any] = {
             "model": self.options.model,
             "max_tokens": self.options.max_tokens,
-            "messages": request.messages(),
+            "messages": messages,
         }
         if request.system_prompt:
             params["system"] = request.system_prompt
@@ -91,7 +103,9 @@ class AnthropicProvider(SDKProvider):
         client = self._require_client()
         try:
             message = await client.messages.create(**self._params(request))
-            text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
+            text = _Continuation(request).clean(
+                "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
+            )
             stop_reason = message.stop_reason
             usage = Usage(message.usage.input_tokens or 0, message.usage.output_tokens or 0)
             model = message.model
@@ -101,7 +115,7 @@ class AnthropicProvider(SDKProvider):
             raise ContentPolicyError(
                 f"refused by the provider's content policy (stop_reason refusal): {text}"
             )
-        if not text.strip():
+        if not text.strip() and not request.prefill:
             raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
         return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
 
@@ -117,6 +131,7 @@ class AnthropicProvider(SDKProvider):
         except Exception as exc:
             raise self._map(exc) from exc
         parts: list[str] = []
+        continuation = _Continuation(request)
         model: str | None = None
         input_tokens = output_tokens = 0
         stop_reason: str | None = None
@@ -142,9 +157,11 @@ class AnthropicProvider(SDKProvider):
                     elif kind == "content_block_delta":
                         delta = _dict(payload.get("delta"))
                         text = delta.get("text")
-                        if delta.get("type") == "text_delta" and isinstance(text, str) and text:
-                            parts.append(text)
-                            yield text
+                        if delta.get("type") == "text_delta" and isinstance(text, str):
+                            text = continuation.clean(text)
+                            if text:
+                                parts.append(text)
+                                yield text
                     elif kind == "message_delta":
                         reason = _dict(payload.get("delta")).get("stop_reason")
                         stop_reason = reason if isinstance(reason, str) else None
@@ -159,7 +176,7 @@ class AnthropicProvider(SDKProvider):
                     )
                 if stop_reason == "refusal":
                     raise ContentPolicyError("refused by the provider's content policy (stop_reason refusal)")
-                if not "".join(parts).strip():
+                if not "".join(parts).strip() and not request.prefill:
                     raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
                 yield ProviderResponse(
                     text="".join(parts), model=self.reported_model(model), usage=Usage(input_tokens, output_tokens)
@@ -171,6 +188,20 @@ class AnthropicProvider(SDKProvider):
 
     def _status_info(self, exc: Any) -> ErrorInfo:
         return _error_info(exc.status_code, exc.body, headers=exc.response.headers)
+
+
+class _Continuation:
+    """Drops the whitespace a continuation starts with when the prefill sent had it trimmed."""
+
+    def __init__(self, request: ProviderRequest) -> None:
+        prefill = request.prefill
+        self._pending = bool(prefill) and prefill != prefill.rstrip() and bool(prefill.strip())
+
+    def clean(self, text: str) -> str:
+        if self._pending:
+            text = text.lstrip()
+            self._pending = not text
+        return text
 
 
 def _error_info(status: int, body: object, *, headers: Any = None, in_stream: bool = False) -> ErrorInfo:

@@ -77,10 +77,23 @@ class BaseProvider:
         holding the whole text, model and usage: that final item is what marks the
         answer complete. An iterator that ends without it, or raises a
         ``ProviderError``, delivered an incomplete answer. Failures before the first
-        chunk fail over to the next provider; after it, the caller is told the answer
-        is incomplete.
+        chunk fail over to the next provider; after it, the answer is continued by a
+        provider that :meth:`continues_prefill`, or the caller is told it is incomplete.
+
+        With ``request.prefill`` set, stream (and return in the final response) only
+        the text that follows the prefill.
         """
         return None
+
+    def continues_prefill(self) -> bool:
+        """Whether this provider continues ``request.prefill`` (a cut answer) rather than answering anew.
+
+        False by default: the cascade then never asks it to continue an answer. Return
+        True only if the model, given a conversation that ends with a partial assistant
+        message, answers with the rest of it. A model that refuses such a conversation
+        should raise ``PrefillRejectedError``; the cascade then tries the next provider.
+        """
+        return False
 
     def redact(self, text: str) -> str:
         """Remove this provider's secrets from ``text`` (used on every error message)."""

@@ -26,6 +26,7 @@ import attrs
 from .._errors import (
     ContentPolicyError,
     PermanentProviderError,
+    PrefillRejectedError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
@@ -69,6 +70,14 @@ _CONTEXT_WORDS = (
     "prompt is too long",
     "too many tokens",
     "reduce the length",
+)
+# How servers refuse a conversation that ends with an assistant message (a prefill):
+# Anthropic's newer models, its whitespace rule, llama.cpp's template check.
+_PREFILL_WORDS = (
+    "prefill",
+    "must end with a user message",
+    "final assistant content",
+    "assistant messages at the end",
 )
 _POLICY_WORDS = (
     "content_policy",
@@ -239,6 +248,8 @@ def classify_error(info: ErrorInfo, *, key_env: str, redact: Redactor) -> Provid
         return PermanentProviderError(f"payment required (402): {said}")
     if status in (408, 409, 425) or status >= 500:
         return TransientProviderError(f"server error ({status}, {info.type or 'error'}): {said}")
+    if status in (400, 422) and any(w in text for w in _PREFILL_WORDS):
+        return PrefillRejectedError(f"will not continue a partial answer ({status}): {said}")
     if any(w in text for w in _POLICY_WORDS):
         return ContentPolicyError(f"refused by the provider's content policy: {said}")
     if any(w in text for w in _CONTEXT_WORDS) or status == 413:

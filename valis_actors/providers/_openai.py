@@ -45,6 +45,10 @@ class OpenAIOptions:
         api_key_optional: The server needs no key (local servers): a missing key does
             not make the provider unavailable, and a placeholder is sent.
         max_connections: HTTP connections kept to the server (at least ``max_concurrent_requests``).
+        prefill: Continue a cut answer by sending it back as a final assistant message.
+            ``None`` (the default) decides by ``base_url``: OpenAI's own API answers such a
+            conversation anew, so no; a compatible server (vLLM, llama.cpp, Ollama) continues
+            it, so yes.
     """
 
     model: str = "gpt-4o-mini"
@@ -55,6 +59,7 @@ class OpenAIOptions:
     organization: str | None = None
     api_key_optional: bool = False
     max_connections: int = attrs.field(default=1000, validator=at_least(1))
+    prefill: bool | None = None
 
 
 @register_provider("openai", aliases=("openai_api",))
@@ -82,6 +87,12 @@ class OpenAIProvider(SDKProvider):
         client.chat.completions.with_streaming_response  # noqa: B018
         return client
 
+    def continues_prefill(self) -> bool:
+        if self.options.prefill is not None:
+            return self.options.prefill
+        base_url = self.options.base_url
+        return base_url is not None and "api.openai.com" not in base_url
+
     def _params(self, request: ProviderRequest) -> dict[str, Any]:
         messages = request.messages()
         if request.system_prompt:
@@ -108,7 +119,7 @@ class OpenAIProvider(SDKProvider):
             raise ContentPolicyError(
                 "refused by the provider's content filter (finish_reason content_filter)"
             )
-        if not text.strip():
+        if not text.strip() and not request.prefill:
             raise TransientProviderError(f"empty answer (finish_reason {finish_reason})")
         return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
 
@@ -155,7 +166,7 @@ class OpenAIProvider(SDKProvider):
                     # The usage chunk follows the finish_reason; a server that does not
                     # send it (or stalls instead) does not hold up a complete answer.
                     usage = await self._await_usage(events)
-                if not "".join(parts).strip():
+                if not "".join(parts).strip() and not request.prefill:
                     raise TransientProviderError(f"empty answer (finish_reason {finish_reason})")
                 yield ProviderResponse(text="".join(parts), model=self.reported_model(model), usage=usage)
                 await drain(events, TERMINATOR_GRACE)

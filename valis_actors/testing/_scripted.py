@@ -19,6 +19,7 @@ import attrs
 from .._errors import (
     ContentPolicyError,
     PermanentProviderError,
+    PrefillRejectedError,
     ProviderUnavailableError,
     RateLimitedError,
     TransientProviderError,
@@ -39,6 +40,7 @@ STEP_KINDS = (
     "crash",
     "cut",
     "stall",
+    "reject_prefill",
 )
 
 
@@ -51,7 +53,9 @@ class Step:
             ``content_policy``, ``hang``, ``unavailable``, ``crash`` (raises a
             RuntimeError: a provider bug); for streams, ``cut`` (fails after
             ``after_chunks`` chunks) and ``stall`` (goes silent after them). Not
-            streaming, ``cut`` fails like ``transient`` and ``stall`` hangs.
+            streaming, ``cut`` fails like ``transient`` and ``stall`` hangs;
+            ``reject_prefill`` refuses a request to continue a cut answer
+            (``PrefillRejectedError``) and answers any other.
         delay: Seconds before the step acts (answers or fails).
         text: The answer (``answer``); default ``"<provider>: <message>"``.
         retry_after: The wait asked for (``rate_limited``).
@@ -106,6 +110,10 @@ class Step:
     def stall(cls, after_chunks: int = 1) -> Step:
         return cls("stall", after_chunks=after_chunks)
 
+    @classmethod
+    def reject_prefill(cls, text: str | None = None) -> Step:
+        return cls("reject_prefill", text=text)
+
 
 @attrs.frozen
 class ScriptedOptions:
@@ -119,6 +127,8 @@ class ScriptedOptions:
         seed: Seed of the random fault plan; None disables it.
         model: The model name reported on answers.
         chunks: How many chunks a streamed answer is cut into.
+        prefill: Continue a cut answer (``request.prefill``): answer only the rest of
+            the step's text after it, like a model that continues a partial answer.
     """
 
     script: tuple[Step, ...] = ()
@@ -128,6 +138,7 @@ class ScriptedOptions:
     seed: int | None = None
     model: str = "scripted-model"
     chunks: int = 3
+    prefill: bool = False
 
 
 @attrs.frozen
@@ -179,6 +190,9 @@ class ScriptedProvider(BaseProvider):
     def unavailable_reason(self) -> str | None:
         return self.unavailable
 
+    def continues_prefill(self) -> bool:
+        return self.options.prefill
+
     def _next_step(self) -> Step:
         if self._script:
             return self._script.popleft()
@@ -197,6 +211,8 @@ class ScriptedProvider(BaseProvider):
         async with self._recording(request) as step:
             if step.kind in ("cut", "stall"):
                 response = await self._act(Step("answer", step.delay, step.text), request)
+                if not response.text:
+                    raise TransientProviderError(f"{self.name}: scripted stream cut before its first chunk")
             else:
                 response = await self._act(step, request)
             for index, chunk in enumerate(_split(response.text, self.options.chunks)):
@@ -237,8 +253,12 @@ class ScriptedProvider(BaseProvider):
             await anyio.sleep_forever()
         if step.delay:
             await anyio.sleep(step.delay)
-        if step.kind == "answer":
+        if step.kind == "reject_prefill" and request.prefill:
+            raise PrefillRejectedError(f"{self.name}: scripted: will not continue a partial answer")
+        if step.kind in ("answer", "reject_prefill"):
             text = step.text if step.text is not None else f"{self.name}: {request.message}"
+            if request.prefill and text.startswith(request.prefill):
+                text = text[len(request.prefill) :]  # continue the cut answer
             return ProviderResponse(text, self.options.model, Usage(len(request.message.split()), len(text.split())))
         if step.kind in ("transient", "cut"):
             raise TransientProviderError(f"{self.name}: scripted transient failure")

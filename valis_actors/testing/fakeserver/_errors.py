@@ -202,6 +202,17 @@ def request_error(api: Api, status: int, message: str, serial: int) -> ErrorResp
     return _render_error(api, error, (), serial)
 
 
+PREFILL_REJECTED_MESSAGE = (
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
+
+
+def prefill_rejection(api: Api, answer: Answer) -> ErrorResponse:
+    """The 400 of ``Fault.reject_prefill`` for a request that ends with an assistant message."""
+    error = _Error(400, "invalid_request_error", PREFILL_REJECTED_MESSAGE)
+    return _render_error(api, error, (), answer.serial)
+
+
 def error_response(api: Api, fault: Fault, answer: Answer) -> ErrorResponse:
     """The HTTP error of a ``status`` step (preset or bare status), in the API's format."""
     error = _preset_error(api, fault, answer) or _status_error(api, fault.status_code or 500, answer)

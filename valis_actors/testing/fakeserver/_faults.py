@@ -39,6 +39,7 @@ class FaultKind(enum.Enum):
     MALFORMED = "malformed"
     NO_TERMINATOR = "no_terminator"
     STREAM_ERROR_EVENT = "stream_error_event"
+    REJECT_PREFILL = "reject_prefill"
 
 
 # Named error presets of ``FaultKind.STATUS``: each API renders them in its own words
@@ -253,6 +254,17 @@ class Fault:
         end their iteration without an error. Non-streaming: a normal answer.
         """
         return cls(kind=FaultKind.NO_TERMINATOR, text=text)
+
+    @classmethod
+    def reject_prefill(cls, *, text: str | None = None) -> Fault:
+        """Refuse a request that ends with an assistant message (a prefill) with a 400; answer others.
+
+        The wording is the real APIs': Anthropic's newer models say "This model does not
+        support assistant message prefill. The conversation must end with a user message."
+        (``invalid_request_error``); OpenAI-compatible servers that check the chat
+        template say the same in an OpenAI error body.
+        """
+        return cls(kind=FaultKind.REJECT_PREFILL, text=text)
 
     @classmethod
     def stream_error_event(

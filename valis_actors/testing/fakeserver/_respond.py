@@ -16,13 +16,17 @@ costs one write. Stream-only faults on non-streaming requests do the closest thi
 ``no_terminator``         a normal answer (a JSON body has no terminator to leave out)
 ``stream_error_event``    the status error the event describes (Anthropic 529 / OpenAI 500)
 ========================  =====================================================================
+
+Every step continues a prefill: a request that ends with an assistant message gets only
+the rest of the answer text after it (``Answer.prefill``), as continuing models do;
+``reject_prefill`` refuses such a request with a 400 instead, and answers any other.
 """
 
 from __future__ import annotations
 
 import enum
 
-from ._errors import ErrorResponse, error_response, stream_error_event
+from ._errors import ErrorResponse, error_response, prefill_rejection, stream_error_event
 from ._faults import Api, Fault, FaultKind
 from ._http import Connection, chunk, last_chunk, response_head
 from ._wire import MALFORMED_BODY, MALFORMED_EVENT, Answer, render_completion, render_stream
@@ -89,6 +93,8 @@ async def respond(
     if kind is FaultKind.RESET:
         await conn.abort()
         return Outcome.CLOSE
+    if kind is FaultKind.REJECT_PREFILL and answer.prefill:
+        return await send_error(conn, api, prefill_rejection(api, answer), answer.serial, keep_alive=keep_alive)
     if kind is FaultKind.STATUS:
         return await send_error(
             conn, api, error_response(api, step, answer), answer.serial, keep_alive=keep_alive

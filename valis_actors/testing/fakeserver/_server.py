@@ -20,7 +20,7 @@ from ._errors import request_error
 from ._faults import APIS, Api, Fault
 from ._http import STREAM_GONE, Connection, HttpRequest, ProtocolError
 from ._respond import Outcome, respond, send_error
-from ._wire import Answer, count_words, split_chunks, truncate_words
+from ._wire import Answer, continuation, count_words, split_chunks, trailing_prefill, truncate_words
 
 __all__ = ["DEFAULT_TEXT", "FakeLLMServer", "FakeServerStatistics", "RecordedRequest"]
 
@@ -328,8 +328,9 @@ class FakeLLMServer:
     def _answer(
         self, api: Api, body: Mapping[str, Any], step: Fault, serial: int, api_key: str, stream: bool
     ) -> Answer:
+        prefill = trailing_prefill(body)
         text, truncated = truncate_words(
-            step.text if step.text is not None else self._text, _max_tokens(api, body)
+            continuation(step.text if step.text is not None else self._text, prefill), _max_tokens(api, body)
         )
         model = body.get("model")
         options = body.get("stream_options")
@@ -343,4 +344,5 @@ class FakeLLMServer:
             truncated=truncated,
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
             api_key=api_key,
+            prefill=prefill,
         )

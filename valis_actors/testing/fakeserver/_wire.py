@@ -56,6 +56,8 @@ class Answer:
         truncated: Whether ``text`` was cut to the request's max tokens.
         include_usage: OpenAI ``stream_options.include_usage`` was requested.
         api_key: The key the request carried (echoed by 401s), or ``""``.
+        prefill: The text of a final assistant message the request ended with (a partial
+            answer to continue), or ``""``; ``text`` is then only what follows it.
     """
 
     serial: int
@@ -67,6 +69,7 @@ class Answer:
     truncated: bool = False
     include_usage: bool = False
     api_key: str = ""
+    prefill: str = ""
 
 
 @attrs.frozen
@@ -93,6 +96,37 @@ def count_words(body: Mapping[str, Any], api: Api) -> int:
             if isinstance(message, Mapping):
                 words += _words_of_content(message.get("content"))
     return words
+
+
+def trailing_prefill(body: Mapping[str, Any]) -> str:
+    """The content of the final message when it is the assistant's (a prefill), else ``""``."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return ""
+    last = messages[-1]
+    if not isinstance(last, Mapping) or last.get("role") != "assistant":
+        return ""
+    content = last.get("content")
+    if isinstance(content, list):
+        return "".join(
+            block["text"] for block in content if isinstance(block, Mapping) and isinstance(block.get("text"), str)
+        )
+    return content if isinstance(content, str) else ""
+
+
+def continuation(text: str, prefill: str) -> str:
+    """What a continuing server answers: the rest of ``text`` after ``prefill``.
+
+    Like a real model that continues a partial answer, with a known text: when the
+    answer starts with the prefill (or with it less trailing whitespace, which the
+    Messages API makes clients trim), only the rest is sent; otherwise the whole text.
+    """
+    if not prefill:
+        return text
+    for start in (prefill, prefill.rstrip()):
+        if start and text.startswith(start):
+            return text[len(start) :]
+    return text
 
 
 def _words_of_content(content: object) -> int:
