@@ -272,3 +272,62 @@ async def test_stream_without_terminator_finishes_promptly(server: FakeLLMServer
         assert anyio.current_time() - start < 1.0
     assert "".join(received) == "The answer from the fake model."
     assert reply is not None and reply.provider == "openai"
+
+
+def anthropic_only(server: FakeLLMServer, **overrides: Any) -> va.Config:
+    data: dict[str, Any] = {
+        "providers": [
+            {"name": "anthropic", "type": "anthropic", "base_url": server.anthropic_base_url, "model": "claude-test"},
+        ],
+        "retry_schedule": [0.05],
+        "provider_timeout": 2,
+        "response_deadline": 5,
+        "memory": {"backend": "memory"},
+    }
+    data.update(overrides)
+    return va.Config.from_dict(data)
+
+
+async def test_anthropic_continues_its_own_cut_answer_without_trailing_whitespace_in_the_prefill(
+    server: FakeLLMServer,
+) -> None:
+    # "The answer " would be refused by the Messages API (trailing whitespace): the prefill
+    # is sent trimmed and the continuation's leading space dropped, so nothing doubles.
+    server.script("anthropic", Fault.cut(after_chunks=1))
+    async with va.open_runtime(anthropic_only(server)) as runtime:
+        received, reply = await collect(runtime)
+    assert "".join(received) == "The answer from the fake model."
+    assert reply is not None and [s.provider for s in reply.segments] == ["anthropic", "anthropic"]
+    second = server.requests[1].body
+    assert second is not None
+    assert second["messages"][-1]["role"] == "assistant"
+    assert second["messages"][-1]["content"] == second["messages"][-1]["content"].rstrip()
+
+
+async def test_a_prefill_rejection_through_the_sdk_moves_on_and_is_never_the_final_error(
+    server: FakeLLMServer,
+) -> None:
+    # anthropic is cut; openai refuses to continue (400); anthropic continues itself.
+    server.script("anthropic", Fault.cut(after_chunks=2))
+    server.script("openai", Fault.reject_prefill())
+    data = config(server).to_json()
+    conf = va.Config.from_dict({**data, "providers": [data["providers"][1], data["providers"][0]]})
+    async with va.open_runtime(conf) as runtime:
+        received, reply = await collect(runtime)
+    assert reply is not None and "".join(received) == reply.text == "The answer from the fake model."
+    assert [a.outcome for a in reply.attempts] == [OUT.TRANSIENT, OUT.PREFILL_REJECTED, OUT.SUCCESS]
+    assert "prefill" in (reply.attempts[1].error or "")
+    assert [s.provider for s in reply.segments] == ["anthropic", "anthropic"]
+
+
+async def test_an_event_reader_gets_a_restart_when_no_provider_continues_through_the_sdks(
+    server: FakeLLMServer,
+) -> None:
+    server.script("openai", Fault.cut(after_chunks=2))
+    async with va.open_runtime(config(server, prefill=False)) as runtime:
+        async with runtime.stream("s", "jane", "hello") as chunks:
+            events = [event async for event in chunks.events()]
+    restarts = [i for i, e in enumerate(events) if isinstance(e, va.Restart)]
+    assert len(restarts) == 1
+    after = "".join(e for e in events[restarts[0] + 1 :] if isinstance(e, str))
+    assert chunks.reply is not None and after == chunks.reply.text == "The answer from the fake model."
