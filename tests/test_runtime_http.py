@@ -324,9 +324,8 @@ async def test_an_event_reader_gets_a_restart_when_no_provider_continues_through
     server: FakeLLMServer,
 ) -> None:
     server.script("openai", Fault.cut(after_chunks=2))
-    async with va.open_runtime(config(server, prefill=False)) as runtime:
-        async with runtime.stream("s", "jane", "hello") as chunks:
-            events = [event async for event in chunks.events()]
+    async with va.open_runtime(config(server, prefill=False)) as runtime, runtime.stream("s", "jane", "hello") as chunks:
+        events = [event async for event in chunks.events()]
     restarts = [i for i, e in enumerate(events) if isinstance(e, va.Restart)]
     assert len(restarts) == 1
     after = "".join(e for e in events[restarts[0] + 1 :] if isinstance(e, str))

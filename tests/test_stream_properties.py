@@ -50,7 +50,7 @@ class WholeText(va.BaseProvider):
 
     async def get_response(self, request: va.ProviderRequest) -> va.ProviderResponse:
         await anyio.sleep(self.delay)
-        return va.ProviderResponse(TEXT[len(request.prefill) :] if TEXT.startswith(request.prefill) else TEXT)
+        return va.ProviderResponse(TEXT.removeprefix(request.prefill))
 
     def continues_prefill(self) -> bool:
         return True
