@@ -49,6 +49,9 @@ class OpenAIOptions:
             ``None`` (the default) decides by ``base_url``: OpenAI's own API answers such a
             conversation anew, so no; a compatible server (vLLM, llama.cpp, Ollama) continues
             it, so yes.
+        prefill_params: Extra body fields sent with a prefill only, for servers that need
+            to be told to continue (vLLM: ``{"continue_final_message": true,
+            "add_generation_prompt": false}``).
     """
 
     model: str = "gpt-4o-mini"
@@ -60,6 +63,7 @@ class OpenAIOptions:
     api_key_optional: bool = False
     max_connections: int = attrs.field(default=1000, validator=at_least(1))
     prefill: bool | None = None
+    prefill_params: dict[str, Any] = attrs.field(factory=dict)
 
 
 @register_provider("openai", aliases=("openai_api",))
@@ -102,6 +106,8 @@ class OpenAIProvider(SDKProvider):
             params["max_tokens"] = self.options.max_tokens
         if self.options.temperature is not None:
             params["temperature"] = self.options.temperature
+        if request.prefill and self.options.prefill_params:
+            params["extra_body"] = dict(self.options.prefill_params)
         return params
 
     async def get_response(self, request: ProviderRequest) -> ProviderResponse:
