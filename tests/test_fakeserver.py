@@ -844,3 +844,36 @@ def test_fakeserver_records_are_frozen() -> None:
     )
     with pytest.raises(AttributeError):
         record.completed = True  # type: ignore[misc]
+
+
+PREFILLED = [*MESSAGES, {"role": "assistant", "content": "Hello from"}]
+
+
+@pytest.mark.anyio
+async def test_fakeserver_continues_an_assistant_prefill_with_the_rest_of_its_text() -> None:
+    async with open_fake_llm_server() as server, sdk_clients(server) as (aclient, oclient):
+        message = await aclient.messages.create(model="m", max_tokens=64, messages=PREFILLED)  # type: ignore[arg-type]
+        assert message.content[0].text == " fake-model."  # type: ignore[union-attr]
+        completion = await oclient.chat.completions.create(model="m", messages=PREFILLED)  # type: ignore[arg-type]
+        assert completion.choices[0].message.content == " fake-model."
+        # A prefill the text does not start with is answered anew, as OpenAI's own API does.
+        other = [*MESSAGES, {"role": "assistant", "content": "Goodbye"}]
+        completion = await oclient.chat.completions.create(model="m", messages=other)  # type: ignore[arg-type]
+        assert completion.choices[0].message.content == "Hello from fake-model."
+
+
+@pytest.mark.anyio
+async def test_fakeserver_reject_prefill_refuses_only_requests_that_end_with_an_assistant_message() -> None:
+    async with open_fake_llm_server() as server, sdk_clients(server) as (aclient, oclient):
+        server.script("anthropic", Fault.reject_prefill(), Fault.reject_prefill())
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await aclient.messages.create(model="m", max_tokens=64, messages=PREFILLED)  # type: ignore[arg-type]
+        assert refused.value.status_code == 400
+        assert "does not support assistant message prefill" in str(refused.value)
+        message = await aclient.messages.create(model="m", max_tokens=64, messages=MESSAGES)  # type: ignore[arg-type]
+        assert message.content[0].text == "Hello from fake-model."  # type: ignore[union-attr]
+
+        server.script("openai", Fault.reject_prefill())
+        with pytest.raises(openai.BadRequestError) as refused_openai:
+            await oclient.chat.completions.create(model="m", messages=PREFILLED)  # type: ignore[arg-type]
+        assert "must end with a user message" in str(refused_openai.value)
