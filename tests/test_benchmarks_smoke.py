@@ -24,6 +24,7 @@ SCRIPTS = (
     "bench_cascade",
     "bench_memory",
     "bench_server",
+    "bench_stream_faults",
 )
 
 
