@@ -12,8 +12,9 @@
     valis config schema
     valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--config PATH]
 
-Errors are one clear line on stderr and a non-zero exit (2 for bad config or
-input), never a traceback.
+Errors are one clear line on stderr (a config lists every problem) and a non-zero
+exit, never a traceback: 2 for bad config or input, 1 for a runtime failure
+(``EXIT_CODES``, shown by ``valis --help``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import functools
 import importlib.util
 import json
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -49,8 +51,22 @@ from ._output import describe, reply_json
 __all__ = ["main"]
 
 
+EXIT_CODES = """\
+exit codes:
+  0    done
+  1    a runtime failure: the memory store, a session or the runtime failed
+  2    bad input or config: usage, config.json, personas_dir or a persona file,
+       the message or session id, an unknown persona under unknown_persona "error"
+  130  interrupted (Ctrl-C)"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="valis", description="Answer chat messages as personas.")
+    parser = argparse.ArgumentParser(
+        prog="valis",
+        description="Answer chat messages as personas.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -173,7 +189,10 @@ def _export(store: PersonaStore, args: argparse.Namespace, out: TextIO) -> int:
         raise PersonaError(f"{args.id!r} is a VALIS persona file, not a character card; only cards export")
     data = export_card(card.path, args.fmt)
     if args.output:
-        Path(args.output).write_bytes(data)
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
         print(f"wrote {args.output} ({len(data)} bytes)", file=out)
     elif args.fmt == "json":
         print(data.decode(), file=out)
@@ -208,7 +227,22 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _config_check(args: argparse.Namespace, out: TextIO) -> int:
+    """The effective config, or every problem of the config and of its persona files (exit 2)."""
+    source = args.path or os.environ.get("VALIS_CONFIG") or "config"
     config = load_config(args.path) if args.path else load_config()
+    try:
+        store = PersonaStore.load_dir(config.personas_dir, config.unknown_persona, user_name=config.user_name)
+    except PersonaError as exc:  # personas_dir is not a folder: nothing else can be checked
+        raise ConfigError(f"{source}: 1 problem\n  - {exc}") from None
+    for warning in store.warnings:
+        print(f"valis: warning: {warning}", file=sys.stderr)
+    if store.problems:
+        count = len(store.problems)
+        lines = "".join(f"\n  - {problem}" for problem in store.problems)
+        folder = config.personas_dir or "the shipped personas"
+        raise PersonaError(
+            f"{source}: {count} persona file{'s' if count != 1 else ''} in {folder} cannot be used{lines}"
+        )
     print(json.dumps(config.to_json(), indent=2), file=out)
     return 0
 
