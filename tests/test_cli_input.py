@@ -78,3 +78,34 @@ def test_history_without_a_session_lists_the_stored_sessions(config_file: Path) 
     assert rows[0].endswith("guide_sam, jane")
     _, shown = run("history", "trip", "--config", str(config_file))
     assert shown.splitlines()[0] == "you: two"
+
+
+def test_openai_and_anthropic_base_url_variables_point_the_sdks_elsewhere(tmp_path: Path) -> None:
+    # What the README says where the keys are: with no base_url in the entry, the SDKs read these.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "valis_actors.testing.fakeserver", "--port", "0", "--text", "from the fake server"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip().removeprefix("listening on ")
+        assert url.startswith("http://127.0.0.1:")
+        for kind, variables in (
+            ("openai", {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "sk-test"}),
+            ("anthropic", {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "sk-ant-test"}),
+        ):
+            config = tmp_path / f"{kind}.json"
+            config.write_text(json.dumps({"providers": [{"type": kind}], "retry_schedule": []}))
+            result = subprocess.run(
+                [sys.executable, "-m", "valis_actors.cli", "ask", "jane", "hi", "--config", str(config), "--json"],
+                capture_output=True, text=True, timeout=60, check=False, env={**env, **variables},
+            )
+            assert result.returncode == 0, result.stderr
+            reply = json.loads(result.stdout)
+            assert (reply["provider"], reply["text"]) == (kind, "from the fake server"), reply
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        assert server.stdout is not None
+        server.stdout.close()

@@ -283,7 +283,9 @@ def _print_sessions(sessions: Sequence[SessionSummary], settings: MemorySettings
 
 def _config_check(args: argparse.Namespace, out: TextIO) -> int:
     """The effective config, or every problem of the config and of its persona files (exit 2)."""
-    source = args.path or os.environ.get("VALIS_CONFIG") or "config"
+    source = args.path or os.environ.get("VALIS_CONFIG") or (
+        "config.json" if Path("config.json").is_file() else "the default config"
+    )
     config = load_config(args.path) if args.path else load_config()
     try:
         store = PersonaStore.load_dir(config.personas_dir, config.unknown_persona, user_name=config.user_name)
