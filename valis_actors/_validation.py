@@ -1,16 +1,19 @@
-"""Validators and error formatting shared by config and persona loading.
+"""Validators, structuring that reports every problem, and error formatting (config and personas).
 
 Validators raise ``FieldValueError`` carrying the field they belong to, so that
 the cattrs error tree can be turned into lines like
-``retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]``.
+``retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]``. The validators
+are frozen objects that also state their JSON Schema keywords (``validator_schema``),
+and ``structure_every_field`` runs every field's check instead of stopping at the first.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator
-from typing import Any
+import typing
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from cattrs.errors import (
@@ -19,6 +22,9 @@ from cattrs.errors import (
     ForbiddenExtraKeysError,
     IterableValidationError,
 )
+
+if TYPE_CHECKING:
+    from cattrs import Converter
 
 
 class FieldValueError(ValueError):
@@ -226,6 +232,55 @@ def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
         yield f"expected {exc.expected}, got {exc.got} @ {path}"
     else:
         yield f"{exc} @ {path}"
+
+
+def structure_every_field(conv: Converter, value: Any, cls: type[Any]) -> Any:
+    """Structure an attrs class with ``conv``, reporting every problem at once, in field order.
+
+    Registered for config.json's sections and provider options (``_config._model``).
+
+    cattrs' own hook stops at the first failing attrs validator (they run in ``__init__``),
+    and a bad nested section hides the top level's bad values. Here every key is checked:
+    unknown keys (with a did-you-mean), each value's type, then each field's converter and
+    validator; all their errors are raised together as one ``ClassValidationError``.
+    """
+    if not isinstance(value, Mapping):
+        raise StrictTypeError("an object", value)
+    fields = [f for f in attrs.fields(cls) if f.init]
+    hints = typing.get_type_hints(cls)
+    errors: list[Exception] = []
+    extra = set(value) - {f.name for f in fields}
+    if extra:
+        errors.append(ForbiddenExtraKeysError("", cls, extra))
+    kwargs: dict[str, Any] = {}
+    for field in fields:
+        if field.name not in value:
+            if field.default is attrs.NOTHING:
+                errors.append(KeyError(field.name))
+            continue
+        try:
+            item = conv.structure(value[field.name], hints[field.name])
+        except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
+            exc.__notes__ = [
+                *getattr(exc, "__notes__", []),
+                AttributeValidationNote(
+                    f"Structuring {cls.__qualname__} @ attribute {field.name}", field.name, hints[field.name]
+                ),
+            ]
+            errors.append(exc)
+            continue
+        try:  # the validators name their field themselves (FieldValueError.suffix): no note
+            if field.converter is not None:
+                item = field.converter(item)
+            if field.validator is not None:
+                field.validator(None, field, item)
+        except (FieldValueError, FieldProblems) as exc:
+            errors.append(exc)
+            continue
+        kwargs[field.alias] = item
+    if errors:
+        raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
+    return cls(**kwargs)
 
 
 class StrictTypeError(TypeError):

@@ -23,7 +23,6 @@ import cattrs
 from .._errors import ConfigError
 from .._validation import (
     Each,
-    FieldProblems,
     FieldValueError,
     StrictTypeError,
     at_least,
@@ -36,6 +35,7 @@ from .._validation import (
     strict_float,
     strict_int,
     strict_str,
+    structure_every_field,
 )
 from ..providers._base import (
     canonical_type,
@@ -341,58 +341,12 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, strict_bool)
     conv.register_structure_hook(ProviderSettings, _structure_provider)
     conv.register_structure_hook_func(
-        lambda t: attrs.has(t) and t is not ProviderSettings, lambda v, t: _structure_attrs(conv, v, t)
+        lambda t: attrs.has(t) and t is not ProviderSettings, lambda v, t: structure_every_field(conv, v, t)
     )
     conv.register_structure_hook_func(
         _is_homogeneous_tuple, lambda v, t: _structure_sequence(conv, v, typing.get_args(t)[0])
     )
     return conv
-
-
-def _structure_attrs(conv: cattrs.Converter, value: Any, cls: type[Any]) -> Any:
-    """Structure an attrs class reporting every problem at once, in field order.
-
-    cattrs' own hook stops at the first failing attrs validator (they run in ``__init__``),
-    and a bad nested section hides the top level's bad values. Here every key is checked:
-    unknown keys (with a did-you-mean), each value's type, then each field's converter and
-    validator; all their errors are raised together as one ``ClassValidationError``.
-    """
-    if not isinstance(value, Mapping):
-        raise StrictTypeError("an object", value)
-    fields = [f for f in attrs.fields(cls) if f.init]
-    hints = typing.get_type_hints(cls)
-    errors: list[Exception] = []
-    extra = set(value) - {f.name for f in fields}
-    if extra:
-        errors.append(cattrs.ForbiddenExtraKeysError("", cls, extra))
-    kwargs: dict[str, Any] = {}
-    for field in fields:
-        if field.name not in value:
-            if field.default is attrs.NOTHING:
-                errors.append(KeyError(field.name))
-            continue
-        try:
-            item = conv.structure(value[field.name], hints[field.name])
-        except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
-            exc.__notes__ = [
-                *getattr(exc, "__notes__", []),
-                cattrs.AttributeValidationNote(f"Structuring {cls.__qualname__} @ attribute {field.name}",
-                                               field.name, hints[field.name]),
-            ]
-            errors.append(exc)
-            continue
-        try:  # the validators name their field themselves (FieldValueError.suffix): no note
-            if field.converter is not None:
-                item = field.converter(item)
-            if field.validator is not None:
-                field.validator(None, field, item)
-        except (FieldValueError, FieldProblems) as exc:
-            errors.append(exc)
-            continue
-        kwargs[field.alias] = item
-    if errors:
-        raise cattrs.ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
-    return cls(**kwargs)
 
 
 def _is_homogeneous_tuple(type_: Any) -> bool:
