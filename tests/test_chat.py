@@ -164,3 +164,11 @@ def test_chat_starts_a_new_session_unless_told_to_resume_one(tmp_path: Path, bac
     assert listing[0].split() == ["SESSION", "TURNS", "LAST", "ACTIVITY", "PERSONAS"]
     rows = {line.split()[0]: line.split() for line in listing[1:]}
     assert len(rows) == 2 and rows[session.group(1)][1] == "2" and rows[session.group(1)][-1] == "jane"
+
+
+def test_chat_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"backend": "memory"})
+    result = subprocess.run(chat_command(config, "asyncio"), input=b"caf\xff\n", capture_output=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "llm: caf\ufffd" in result.stdout.decode()

@@ -135,7 +135,6 @@ class _Lines:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._encoding = stream.encoding or "utf-8"
-        self._errors = stream.errors or "strict"
         self._buffer = b""
         self._eof = False
         try:
@@ -156,7 +155,8 @@ class _Lines:
         if not self._buffer:
             return None
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode(self._encoding, self._errors)
+        # Bytes that are not text in the terminal's encoding become U+FFFD: a typo must not end the chat.
+        return line.decode(self._encoding, "replace")
 
     async def _read(self, fd: int) -> bytes:
         if self._pollable:
