@@ -13,6 +13,7 @@ from tests.test_cluster_redis import (  # noqa: F401 - the shared fixtures
     redis_server_fixture,
 )
 from valis_actors import MemoryStoreError, Turn
+from valis_actors._memory import SessionSummary
 from valis_actors.cluster import (
     ClusterUnavailableError,
     RedisConnection,
@@ -45,6 +46,23 @@ async def test_store_round_trip_per_persona_trim_and_forget(redis: RedisConnecti
     assert await store.recent("other", None, 5) == []
     assert await store.forget("s") == 3
     assert await store.recent("s", None, 10) == []
+
+
+async def test_store_lists_sessions_most_recent_first(redis: RedisConnection) -> None:
+    leases, store = parts(redis)
+    odd = "odd {tag} 100% *"  # the characters a session tag escapes, and a glob
+    assert await store.sessions(10) == []
+    for session, rows in (("a", [turn(1), turn(5, "sam")]), (odd, [turn(3)]), ("b", [turn(2)])):
+        lease = await leases.acquire(session, anyio.current_time() + 1)
+        await store.append([(session, t) for t in rows], 10, epochs={session: lease.epoch})
+    assert await store.sessions(10) == [
+        SessionSummary("a", 2, 5.0, ("jane", "sam")),
+        SessionSummary(odd, 1, 3.0, ("jane",)),
+        SessionSummary("b", 1, 2.0, ("jane",)),
+    ]
+    assert [s.session_id for s in await store.sessions(1)] == ["a"]
+    assert await store.forget(odd) == 1
+    assert [s.session_id for s in await store.sessions(10)] == ["a", "b"]
 
 
 async def test_store_rejects_a_write_with_an_older_epoch(redis: RedisConnection) -> None:

@@ -121,6 +121,33 @@ def test_valis_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert config.personas_dir == str(tmp_path / "p")
 
 
+def test_load_config_search_order_explicit_env_cwd_then_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("explicit.json", 1), ("env.json", 2), ("config.json", 3)):
+        (tmp_path / name).write_text(json.dumps({"max_concurrent_requests": value}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VALIS_CONFIG", str(tmp_path / "env.json"))
+    assert va.load_config(tmp_path / "explicit.json").max_concurrent_requests == 1
+    assert va.load_config().max_concurrent_requests == 2
+    monkeypatch.delenv("VALIS_CONFIG")
+    assert va.load_config().max_concurrent_requests == 3
+    (tmp_path / "config.json").unlink()
+    assert va.load_config() == va.Config()  # no file anywhere: the defaults, not an error
+
+
+def test_every_problem_is_reported_in_one_pass() -> None:
+    assert problems({"retry_schedule": [1, -2, -3], "session": {"idle_timout": 5, "mailbox_size": 0},
+                     "memory": {"durability": "sync"}, "provider_timeout": "20"}) == [
+        "expected a number, got str '20' @ $.provider_timeout",
+        "retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]",
+        "retry_schedule[2] must be >= 0 (got -3.0) @ $.retry_schedule[2]",
+        "unknown key 'idle_timout'; did you mean 'idle_timeout'? @ $.session",
+        "session.mailbox_size must be >= 1 (got 0) @ $.session.mailbox_size",
+        "memory.durability must be one of 'commit', 'async' (got 'sync'); did you mean 'async'? @ $.memory.durability",
+    ]
+
+
 positive = st.floats(min_value=0.001, max_value=1e6, allow_nan=False)
 entries = st.sampled_from(["anthropic", "openai_api", "desktop_commander", {"type": "scripted", "name": "x"}])
 

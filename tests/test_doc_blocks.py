@@ -41,3 +41,19 @@ def test_code_block_runs(code: str, tmp_path: Path) -> None:
 
 def test_there_are_blocks_to_run() -> None:
     assert len(BLOCKS) >= 3
+
+
+def test_readme_tour_runs_from_any_folder(tmp_path: Path) -> None:
+    # The tour's first block finds no config.json in an empty folder: it runs on the defaults.
+    tour = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)[0]
+    assert "va.load_config()" in tour
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "VALIS_CONFIG"):
+        env.pop(key, None)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", tour], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "persona_fallback" in result.stdout

@@ -1,23 +1,30 @@
-"""Validators and error formatting shared by config and persona loading.
+"""Validators, structuring that reports every problem, and error formatting (config and personas).
 
 Validators raise ``FieldValueError`` carrying the field they belong to, so that
 the cattrs error tree can be turned into lines like
-``retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]``.
+``retry_schedule[1] must be >= 0 (got -2.0) @ $.retry_schedule[1]``. The validators
+are frozen objects that also state their JSON Schema keywords (``validator_schema``),
+and ``structure_every_field`` runs every field's check instead of stopping at the first.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Iterator
-from typing import Any
+import typing
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from cattrs.errors import (
+    AttributeValidationNote,
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
 )
+
+if TYPE_CHECKING:
+    from cattrs import Converter
 
 
 class FieldValueError(ValueError):
@@ -29,32 +36,130 @@ class FieldValueError(ValueError):
         self.problem = problem
 
 
-def positive(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """Validate that a number is > 0 (None passes: it means "not set")."""
-    if value is not None and not value > 0:
-        raise FieldValueError(attribute.name, f"must be > 0 (got {value!r})")
+class FieldProblems(ValueError):
+    """Several ``FieldValueError`` of one value (e.g. two bad items of a list), reported together."""
+
+    def __init__(self, errors: list[FieldValueError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
 
 
-def at_least(minimum: float) -> Callable[[object, attrs.Attribute[Any], float], None]:
-    """Validate that a number is >= ``minimum``."""
-
-    def check(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-        if not value >= minimum:
-            raise FieldValueError(attribute.name, f"must be >= {minimum} (got {value!r})")
-
-    return check
+# Validators are small frozen objects rather than closures so that each carries, next to
+# its check, the JSON Schema keywords it enforces: `valis config schema` reads them
+# (valis_actors._config._schema), and a test checks that schema and validation agree.
 
 
-def one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], str], None]:
-    """Validate that a string is one of ``choices``."""
+@attrs.frozen
+class Bound:
+    """An attrs validator: a number ``>= limit`` (``> limit`` if ``exclusive``). None passes."""
 
-    def check(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
-        if value not in choices:
-            listed = ", ".join(repr(c) for c in choices)
-            hint = did_you_mean(value, choices)
+    limit: float
+    exclusive: bool = False
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        self.check(attribute.name, value)
+
+    def check(self, name: str, value: float | None) -> None:
+        """Raise ``FieldValueError(name, ...)`` unless ``value`` is within the bound."""
+        if value is None:
+            return  # "not set"; the field's type decides whether None is allowed
+        inside = value > self.limit if self.exclusive else value >= self.limit
+        if not inside:
+            op = ">" if self.exclusive else ">="
+            raise FieldValueError(name, f"must be {op} {self.limit:g} (got {value!r})")
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema keywords of this bound."""
+        return {"exclusiveMinimum" if self.exclusive else "minimum": self.limit}
+
+
+@attrs.frozen
+class Between:
+    """An attrs validator: a number within ``[low, high]``. None passes."""
+
+    low: float
+    high: float
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None and not self.low <= value <= self.high:
+            raise FieldValueError(
+                attribute.name, f"must be between {self.low:g} and {self.high:g} (got {value!r})"
+            )
+
+    def json_schema(self) -> dict[str, Any]:
+        """``minimum`` and ``maximum``."""
+        return {"minimum": self.low, "maximum": self.high}
+
+
+@attrs.frozen
+class OneOf:
+    """An attrs validator: a string among ``choices``, with a did-you-mean hint."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in self.choices:
+            listed = ", ".join(repr(c) for c in self.choices)
+            hint = did_you_mean(value, self.choices)
             raise FieldValueError(attribute.name, f"must be one of {listed} (got {value!r}){hint}")
 
-    return check
+    def json_schema(self) -> dict[str, Any]:
+        """``{"enum": [...]}``."""
+        return {"enum": list(self.choices)}
+
+
+@attrs.frozen
+class Each:
+    """An attrs validator: every item of a sequence within ``item``; all bad items are reported."""
+
+    item: Bound
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        errors: list[FieldValueError] = []
+        for index, element in enumerate(value):
+            try:
+                self.item.check(f"{attribute.name}[{index}]", element)
+            except FieldValueError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise FieldProblems(errors)
+
+    def json_schema(self) -> dict[str, Any]:
+        """``{"items": ...}`` with the item's keywords."""
+        return {"items": self.item.json_schema()}
+
+
+#: A number > 0 (None passes: it means "not set").
+positive = Bound(0, exclusive=True)
+
+
+def at_least(minimum: float) -> Bound:
+    """Validate that a number is >= ``minimum``."""
+    return Bound(minimum)
+
+
+def one_of(*choices: str) -> OneOf:
+    """Validate that a string is one of ``choices``."""
+    return OneOf(choices)
+
+
+def validator_schema(validator: object) -> dict[str, Any]:
+    """The JSON Schema keywords a validator enforces (``{}`` for one that declares none).
+
+    ``attrs.validators.optional`` and ``and_`` are looked through.
+    """
+    own = getattr(validator, "json_schema", None)
+    if callable(own):
+        return dict(own())
+    inner = getattr(validator, "validator", None)  # attrs' optional()
+    if inner is not None:
+        return validator_schema(inner)
+    out: dict[str, Any] = {}
+    for member in getattr(validator, "_validators", ()):  # attrs' and_()
+        out.update(validator_schema(member))
+    return out
 
 
 def lone_surrogate(text: str) -> int | None:
@@ -89,14 +194,18 @@ def did_you_mean(word: str, candidates: Any) -> str:
     return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
+def attribute_errors(exc: ClassValidationError) -> Iterator[tuple[BaseException, str | None]]:
+    """A class's errors in the order raised, each with its attribute's name (None: none noted)."""
+    for sub in exc.exceptions:
+        note = next((n for n in getattr(sub, "__notes__", ()) if isinstance(n, AttributeValidationNote)), None)
+        yield sub, None if note is None else note.name
+
+
 def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
     """Flatten a cattrs error tree into one human line per problem, each ending in ``@ path``."""
     if isinstance(exc, ClassValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            yield from describe_errors(sub, f"{path}.{note.name}")
-        for sub in without:
-            yield from describe_errors(sub, path)
+        for sub, name in attribute_errors(exc):
+            yield from describe_errors(sub, path if name is None else f"{path}.{name}")
     elif isinstance(exc, IterableValidationError):
         with_index, without = exc.group_exceptions()
         for sub, inote in with_index:
@@ -111,6 +220,9 @@ def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
         for key in sorted(exc.extra_fields):
             hint = did_you_mean(key, known) or f"; known keys: {', '.join(known)}"
             yield f"unknown key {key!r}{hint} @ {path}"
+    elif isinstance(exc, FieldProblems):
+        for member in exc.errors:
+            yield from describe_errors(member, path)
     elif isinstance(exc, FieldValueError):
         full = path + exc.suffix
         yield f"{full.removeprefix('$.')} {exc.problem} @ {full}"
@@ -120,6 +232,55 @@ def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
         yield f"expected {exc.expected}, got {exc.got} @ {path}"
     else:
         yield f"{exc} @ {path}"
+
+
+def structure_every_field(conv: Converter, value: Any, cls: type[Any]) -> Any:
+    """Structure an attrs class with ``conv``, reporting every problem at once, in field order.
+
+    Registered for config.json's sections and provider options (``_config._model``).
+
+    cattrs' own hook stops at the first failing attrs validator (they run in ``__init__``),
+    and a bad nested section hides the top level's bad values. Here every key is checked:
+    unknown keys (with a did-you-mean), each value's type, then each field's converter and
+    validator; all their errors are raised together as one ``ClassValidationError``.
+    """
+    if not isinstance(value, Mapping):
+        raise StrictTypeError("an object", value)
+    fields = [f for f in attrs.fields(cls) if f.init]
+    hints = typing.get_type_hints(cls)
+    errors: list[Exception] = []
+    extra = set(value) - {f.name for f in fields}
+    if extra:
+        errors.append(ForbiddenExtraKeysError("", cls, extra))
+    kwargs: dict[str, Any] = {}
+    for field in fields:
+        if field.name not in value:
+            if field.default is attrs.NOTHING:
+                errors.append(KeyError(field.name))
+            continue
+        try:
+            item = conv.structure(value[field.name], hints[field.name])
+        except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
+            exc.__notes__ = [
+                *getattr(exc, "__notes__", []),
+                AttributeValidationNote(
+                    f"Structuring {cls.__qualname__} @ attribute {field.name}", field.name, hints[field.name]
+                ),
+            ]
+            errors.append(exc)
+            continue
+        try:  # the validators name their field themselves (FieldValueError.suffix): no note
+            if field.converter is not None:
+                item = field.converter(item)
+            if field.validator is not None:
+                field.validator(None, field, item)
+        except (FieldValueError, FieldProblems) as exc:
+            errors.append(exc)
+            continue
+        kwargs[field.alias] = item
+    if errors:
+        raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
+    return cls(**kwargs)
 
 
 class StrictTypeError(TypeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import typing
@@ -21,9 +22,11 @@ import cattrs
 
 from .._errors import ConfigError
 from .._validation import (
+    Each,
     FieldValueError,
     StrictTypeError,
     at_least,
+    attribute_errors,
     describe_errors,
     did_you_mean,
     one_of,
@@ -32,6 +35,7 @@ from .._validation import (
     strict_float,
     strict_int,
     strict_str,
+    structure_every_field,
 )
 from ..providers._base import (
     canonical_type,
@@ -106,18 +110,30 @@ class SessionSettings:
     restart_window: float = attrs.field(default=60.0, validator=positive)
 
 
-def _file_name(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+@attrs.frozen
+class _FileName:
     """Validate a path the runtime will open: checked here, not when SQLite or os.scandir chokes."""
-    if value is None:
-        return
-    if not value:
-        raise FieldValueError(attribute.name, "must not be empty; use null for the default")
-    if "\x00" in value:
-        raise FieldValueError(attribute.name, f"must not contain a NUL character (got {value!r})")
-    try:
-        os.fsencode(value)
-    except UnicodeError:
-        raise FieldValueError(attribute.name, f"is not a file name this system can encode (got {value!r})") from None
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is None:
+            return
+        if not value:
+            raise FieldValueError(attribute.name, "must not be empty; use null for the default")
+        if "\x00" in value:
+            raise FieldValueError(attribute.name, f"must not contain a NUL character (got {value!r})")
+        try:
+            os.fsencode(value)
+        except UnicodeError:
+            raise FieldValueError(
+                attribute.name, f"is not a file name this system can encode (got {value!r})"
+            ) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        """Non-empty, no NUL (encodability depends on the system and is not in the schema)."""
+        return {"minLength": 1, "pattern": "^[^\\x00]*$"}
+
+
+_file_name = _FileName()
 
 
 @attrs.frozen
@@ -130,12 +146,6 @@ class MemorySettings:
     max_turns: int = attrs.field(default=20, validator=at_least(0))
     max_turns_stored: int = attrs.field(default=1000, validator=at_least(1))
     durability: str = attrs.field(default="commit", validator=one_of("commit", "async"))
-
-
-def _check_schedule(instance: object, attribute: attrs.Attribute[Any], value: tuple[float, ...]) -> None:
-    for index, delay in enumerate(value):
-        if not delay >= 0:
-            raise FieldValueError(f"{attribute.name}[{index}]", f"must be >= 0 (got {delay!r})")
 
 
 def _normalize_providers(given: Any) -> tuple[ProviderSettings, ...]:
@@ -182,7 +192,7 @@ class Config:
     circuit_breaker_threshold: int = attrs.field(default=5, validator=at_least(1))
     circuit_breaker_timeout: float = attrs.field(default=30.0, validator=positive)
     retry_schedule: tuple[float, ...] = attrs.field(
-        default=(1.0, 2.0, 4.0), converter=tuple, validator=_check_schedule
+        default=(1.0, 2.0, 4.0), converter=tuple, validator=Each(at_least(0))
     )
     max_message_chars: int = attrs.field(default=32_000, validator=at_least(1))
     personas_dir: str | None = attrs.field(default=None, validator=_file_name)
@@ -200,7 +210,9 @@ class Config:
     memory: MemorySettings = MemorySettings()
     # The `valis serve` section, kept as written: the server validates it when it starts
     # (valis_actors.server.load_server_config), so the core never imports the server.
-    server: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, eq=False, repr=False)
+    server: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=dict, eq=False, repr=False, validator=lambda i, a, v: _check_plain_json(a.name, v)
+    )
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> Config:
@@ -219,6 +231,23 @@ class Config:
         return out
 
 
+_MAX_DEPTH = 32  # no section of config.json nests more than a few levels
+
+
+def _check_plain_json(path: str, value: Any, depth: int = 0) -> None:
+    """Refuse what ``valis config check`` could not print back: NaN, Infinity, absurd nesting."""
+    if depth > _MAX_DEPTH:
+        raise FieldValueError(path, f"nests deeper than {_MAX_DEPTH} levels; no setting needs that")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldValueError(path, f"must be a finite number (got {value!r})")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_plain_json(f"{path}.{key}", item, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain_json(f"{path}[{index}]", item, depth + 1)
+
+
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
 
@@ -234,6 +263,7 @@ def _mask_secrets(value: Any, name: str = "") -> Any:
 
 
 def _structure_provider(value: Any, _: Any) -> ProviderSettings:
+    """One providers entry; every problem of the entry is reported, not just the first."""
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, Mapping):
@@ -241,36 +271,47 @@ def _structure_provider(value: Any, _: Any) -> ProviderSettings:
     entry = dict(value)
     if "type" not in entry and "name" not in entry:
         raise FieldValueError("type", "is missing: name the provider type, e.g. {\"type\": \"openai\"}")
+    errors: list[Exception] = []
     for key, check, expected in (
         ("name", str, "a string"),
         ("type", str, "a string"),
         ("enabled", bool, "true or false"),
     ):
         if key in entry and not isinstance(entry[key], check):
-            raise FieldValueError(key, f"must be {expected} (got {entry[key]!r})")
-    type_name: str = entry["type"] if "type" in entry else entry["name"]
-    if not is_known_type(type_name):
-        known = registered_provider_types()
-        raise FieldValueError(
-            "type",
-            f"is an unknown provider type {type_name!r}{did_you_mean(type_name, known)}; "
-            f"registered types: {', '.join(known)}",
-        )
+            errors.append(FieldValueError(key, f"must be {expected} (got {entry[key]!r})"))
     timeout = entry.get("timeout")
     if timeout is not None:
         try:
             timeout = strict_float(timeout, float)
+            positive.check("timeout", timeout)
         except StrictTypeError as exc:
-            raise FieldValueError("timeout", f"must be a number of seconds ({exc})") from None
-    options = {k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}
-    _check_options(type_name, options)
-    name: str = entry.get("name", type_name)
+            errors.append(FieldValueError("timeout", f"must be a number of seconds ({exc})"))
+        except FieldValueError as exc:
+            errors.append(exc)
+    type_name = entry.get("type", entry.get("name"))
+    if not isinstance(type_name, str):
+        pass  # its type error is reported above
+    elif not is_known_type(type_name):
+        known = registered_provider_types()
+        errors.append(FieldValueError(
+            "type",
+            f"is an unknown provider type {type_name!r}{did_you_mean(type_name, known)}; "
+            f"registered types: {', '.join(known)}",
+        ))
+    else:
+        options = {k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}
+        try:
+            _check_options(type_name, options)
+        except _OptionsError as exc:
+            errors.append(exc)
+    if errors or not isinstance(type_name, str):
+        raise cattrs.ClassValidationError("While structuring a provider entry", errors, ProviderSettings)
     return ProviderSettings(
-        name=name,
+        name=entry.get("name", type_name),
         type=type_name,
         enabled=entry.get("enabled", True),
         timeout=timeout,
-        options=options,
+        options={k: v for k, v in entry.items() if k not in _ENTRY_FIELDS},
     )
 
 
@@ -299,6 +340,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, strict_str)
     conv.register_structure_hook(bool, strict_bool)
     conv.register_structure_hook(ProviderSettings, _structure_provider)
+    conv.register_structure_hook_func(
+        lambda t: attrs.has(t) and t is not ProviderSettings, lambda v, t: structure_every_field(conv, v, t)
+    )
     conv.register_structure_hook_func(
         _is_homogeneous_tuple, lambda v, t: _structure_sequence(conv, v, typing.get_args(t)[0])
     )
@@ -350,11 +394,8 @@ def _problems(exc: BaseException, path: str = "$") -> list[str]:
         return rerooted
     if isinstance(exc, cattrs.ClassValidationError):
         lines: list[str] = []
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            lines += _problems(sub, f"{path}.{note.name}")
-        for sub in without:
-            lines += _problems(sub, path)
+        for sub, name in attribute_errors(exc):
+            lines += _problems(sub, path if name is None else f"{path}.{name}")
         return lines
     return list(describe_errors(exc, path))
 

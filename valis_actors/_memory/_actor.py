@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._config import MemorySettings
 from .._errors import MemoryStoreError, RuntimeClosedError
 from .._messages import Turn
-from ._store import ConversationStore, InProcessStore
+from ._store import ConversationStore, InProcessStore, SessionSummary
 
 __all__ = ["Memory", "open_memory"]
 
@@ -58,6 +58,14 @@ class _Forget(_Request):
 
     def call(self, store: ConversationStore) -> tuple[Any, tuple[Any, ...]]:
         return store.forget, (self.session_id,)
+
+
+@attrs.define(slots=True)
+class _Sessions(_Request):
+    limit: int = 0
+
+    def call(self, store: ConversationStore) -> tuple[Any, tuple[Any, ...]]:
+        return store.sessions, (self.limit,)
 
 
 @attrs.define(slots=True)
@@ -127,6 +135,10 @@ class Memory:
     async def forget(self, session_id: str) -> int:
         """Delete a session's turns; return how many were deleted."""
         return int(await self._call(_Forget(anyio.Event(), session_id=session_id)))
+
+    async def sessions(self, limit: int = 100) -> list[SessionSummary]:
+        """The stored sessions, most recently active first (at most ``limit``)."""
+        return list(await self._call(_Sessions(anyio.Event(), limit=limit)))
 
     def take_lost(self, session_id: str) -> MemoryStoreError | None:
         """The error of a background commit that lost turns of this session, once."""

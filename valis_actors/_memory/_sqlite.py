@@ -20,8 +20,9 @@ from pathlib import Path
 from .._errors import MemoryStoreError
 from .._messages import Turn
 from .._validation import lone_surrogate
+from ._store import SessionSummary
 
-__all__ = ["TURNS_SCHEMA", "SqliteStore", "default_memory_path", "select_recent"]
+__all__ = ["TURNS_SCHEMA", "SqliteStore", "default_memory_path", "select_recent", "select_sessions"]
 
 
 def default_memory_path() -> Path:
@@ -134,6 +135,12 @@ class SqliteStore:
         except _BIND_ERRORS as exc:
             raise self._fail("delete from", exc) from exc
 
+    def sessions(self, limit: int) -> list[SessionSummary]:
+        try:
+            return select_sessions(self._db, limit)
+        except _BIND_ERRORS as exc:
+            raise self._fail("read", exc) from exc
+
     def close(self) -> None:
         self._db.close()
 
@@ -153,3 +160,23 @@ def select_recent(db: sqlite3.Connection, session_id: str, persona_id: str | Non
         args += (persona_id,)
     rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
     return [Turn(*row) for row in reversed(rows)]
+
+
+def select_sessions(db: sqlite3.Connection, limit: int) -> list[SessionSummary]:
+    """The stored sessions, most recently active first (at most ``limit``).
+
+    Shared by every store on the ``turns`` schema; sqlite3 errors propagate to the caller.
+    """
+    if limit <= 0:
+        return []
+    rows = db.execute(
+        "SELECT session_id, count(*), max(created_at) FROM turns"
+        " GROUP BY session_id ORDER BY max(created_at) DESC, session_id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        SessionSummary(sid, count, last, tuple(sorted(
+            pid for (pid,) in db.execute("SELECT DISTINCT persona_id FROM turns WHERE session_id = ?", (sid,))
+        )))
+        for sid, count, last in rows
+    ]

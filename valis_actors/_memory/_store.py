@@ -11,9 +11,28 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
+import attrs
+
 from .._messages import Turn
 
-__all__ = ["ConversationStore", "InProcessStore"]
+__all__ = ["ConversationStore", "InProcessStore", "SessionSummary"]
+
+
+@attrs.frozen
+class SessionSummary:
+    """One stored session, as ``valis history`` lists it.
+
+    Attributes:
+        session_id: The session.
+        turns: How many turns are stored for it.
+        last_activity: When its latest stored turn was made (seconds since the epoch).
+        personas: The persona ids it holds turns of, sorted.
+    """
+
+    session_id: str
+    turns: int
+    last_activity: float
+    personas: tuple[str, ...] = ()
 
 
 class ConversationStore(Protocol):
@@ -30,6 +49,9 @@ class ConversationStore(Protocol):
 
     def forget(self, session_id: str) -> int:
         """Delete a session's turns; return how many there were."""
+
+    def sessions(self, limit: int) -> list[SessionSummary]:
+        """The stored sessions, most recently active first, at most ``limit`` of them."""
 
     def close(self) -> None:
         """Release the store."""
@@ -58,6 +80,15 @@ class InProcessStore:
 
     def forget(self, session_id: str) -> int:
         return len(self._turns.pop(session_id, []))
+
+    def sessions(self, limit: int) -> list[SessionSummary]:
+        found = [
+            SessionSummary(sid, len(turns), max(t.created_at for t in turns), tuple(sorted({t.persona_id for t in turns})))
+            for sid, turns in self._turns.items()
+            if turns
+        ]
+        found.sort(key=lambda s: s.last_activity, reverse=True)
+        return found[:max(0, limit)]
 
     def close(self) -> None:
         self._turns.clear()

@@ -1,19 +1,20 @@
 """The ``valis`` command line.
 
-    valis ask PERSONA MESSAGE [--session ID] [--config PATH] [--json]
+    valis ask PERSONA MESSAGE|- [--session ID] [--config PATH] [--json]
     valis chat PERSONA [--session ID] [--config PATH]
     valis personas [--config PATH]
     valis personas import PATH... [--replace] [--config PATH]
     valis personas export ID --format json|png [-o FILE] [--config PATH]
     valis personas show ID [--config PATH]
-    valis history SESSION [--config PATH]
+    valis history [SESSION] [--config PATH]
     valis forget SESSION [--config PATH]
     valis config check [PATH]
     valis config schema
     valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--config PATH]
 
-Errors are one clear line on stderr and a non-zero exit (2 for bad config or
-input), never a traceback.
+Errors are one clear line on stderr (a config lists every problem) and a non-zero
+exit, never a traceback: 2 for bad config or input, 1 for a runtime failure
+(``EXIT_CODES``, shown by ``valis --help``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import argparse
 import functools
 import importlib.util
 import json
+import os
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,15 +36,17 @@ import attrs
 
 from .._actors import open_runtime
 from .._cards import export_card, import_cards
-from .._config import Config, load_config
+from .._config import Config, MemorySettings, load_config
 from .._errors import (
     ConfigError,
     InvalidRequestError,
     InvalidSessionIdError,
+    MessageTooLongError,
     PersonaError,
     UnknownPersonaError,
     ValisError,
 )
+from .._memory import SessionSummary
 from .._personas import PERSONA_ID_PATTERN, PersonaStore
 from .._validation import describe_surrogate, lone_surrogate
 from ._output import describe, reply_json
@@ -49,8 +54,22 @@ from ._output import describe, reply_json
 __all__ = ["main"]
 
 
+EXIT_CODES = """\
+exit codes:
+  0    done
+  1    a runtime failure: the memory store, a session or the runtime failed
+  2    bad input or config: usage, config.json, personas_dir or a persona file,
+       the message or session id, an unknown persona under unknown_persona "error"
+  130  interrupted (Ctrl-C)"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="valis", description="Answer chat messages as personas.")
+    parser = argparse.ArgumentParser(
+        prog="valis",
+        description="Answer chat messages as personas.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -60,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = with_config(sub.add_parser("ask", help="answer one message as a persona"))
     ask.add_argument("persona")
-    ask.add_argument("message")
+    ask.add_argument("message", help="the message, or - to read it from stdin")
     ask.add_argument(
         "--session", default=None, help="session id to remember the turn in (default: a one-off question, nothing stored)"
     )
@@ -68,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = with_config(sub.add_parser("chat", help="talk with a persona in the terminal"))
     chat.add_argument("persona")
-    chat.add_argument("--session", default="chat", help="session id (default: chat)")
+    chat.add_argument(
+        "--session", default=None, help="resume this session (default: a new session, its id printed)"
+    )
 
     personas = with_config(sub.add_parser("personas", help="list, import, export or show personas"))
     personas_sub = personas.add_subparsers(dest="personas_command", metavar="ACTION")
@@ -81,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
     show = with_config(personas_sub.add_parser("show", help="print the system prompt a persona gets"))
     show.add_argument("id")
-    history = with_config(sub.add_parser("history", help="show a session's conversation"))
-    history.add_argument("session")
+    history = with_config(sub.add_parser("history", help="list the stored sessions, or show one's conversation"))
+    history.add_argument("session", nargs="?", help="the session to show (default: list the sessions)")
     forget = with_config(sub.add_parser("forget", help="delete a session's conversation"))
     forget.add_argument("session")
 
@@ -102,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _ask(args: argparse.Namespace, out: TextIO) -> int:
     config = await anyio.to_thread.run_sync(load_config, args.config)
+    message = args.message
+    if message == "-":
+        message = await anyio.to_thread.run_sync(read_stdin_message, sys.stdin, config.max_message_chars)
     session = args.session
     if session is None:
         # A one-off question: its own session, and nothing written to the store (unrelated
@@ -110,13 +134,37 @@ async def _ask(args: argparse.Namespace, out: TextIO) -> int:
         config = attrs.evolve(config, memory=attrs.evolve(config.memory, backend="memory"))
     async with open_runtime(config) as runtime:
         warn_unknown_persona(runtime.personas, args.persona, config.unknown_persona)
-        reply = await runtime.ask(session, args.persona, args.message)
+        reply = await runtime.ask(session, args.persona, message)
     if args.json:
         print(json.dumps(reply_json(reply), indent=2), file=out)
     else:
         print(reply.text, file=out)
         print(describe(reply), file=out)
     return 0
+
+
+def read_stdin_message(stream: TextIO, limit: int) -> str:
+    """``valis ask PERSONA -``: the message from stdin, read up to ``limit`` characters only.
+
+    Raises:
+        MessageTooLongError: stdin holds more than ``limit`` characters (reading stops there).
+        InvalidRequestError: stdin is not text in its encoding.
+    """
+    if stream.isatty():
+        print("valis: reading the message from stdin; end it with Ctrl-D", file=sys.stderr)
+    try:
+        text = stream.read(limit + 2)  # one past the limit after the final newline
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"the message on stdin is not {exc.encoding} text (at byte {exc.start}); send UTF-8"
+        ) from None
+    text = text.removesuffix("\n")  # the newline that ends a piped file or `echo`
+    if len(text) > limit:
+        raise MessageTooLongError(
+            f"the message on stdin is over max_message_chars={limit} characters; "
+            "shorten it or raise max_message_chars in config.json"
+        )
+    return text
 
 
 def warn_unknown_persona(store: PersonaStore, persona_id: str, unknown: str) -> None:
@@ -173,7 +221,10 @@ def _export(store: PersonaStore, args: argparse.Namespace, out: TextIO) -> int:
         raise PersonaError(f"{args.id!r} is a VALIS persona file, not a character card; only cards export")
     data = export_card(card.path, args.fmt)
     if args.output:
-        Path(args.output).write_bytes(data)
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
         print(f"wrote {args.output} ({len(data)} bytes)", file=out)
     elif args.fmt == "json":
         print(data.decode(), file=out)
@@ -185,15 +236,20 @@ def _export(store: PersonaStore, args: argparse.Namespace, out: TextIO) -> int:
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
     from .._memory import open_memory
 
-    index = lone_surrogate(args.session)
-    if index is not None:  # undecodable bytes in argv (`valis history $'s\xff'`), as ask refuses them
-        raise InvalidSessionIdError(describe_surrogate("session id", args.session, index))
+    if args.session is not None:
+        index = lone_surrogate(args.session)
+        if index is not None:  # undecodable bytes in argv (`valis history $'s\xff'`), as ask refuses them
+            raise InvalidSessionIdError(describe_surrogate("session id", args.session, index))
     config = await anyio.to_thread.run_sync(load_config, args.config)
     if not config.memory.enabled:
         raise ConfigError("memory is disabled in the config (memory.enabled: false): there is no history")
     async with open_memory(config.memory) as memory:
         if memory is None:  # open_memory yields None only when memory is disabled, refused above
             raise ConfigError("memory is disabled in the config: there is no history")
+        if args.session is None:
+            sessions = await memory.sessions(SESSIONS_LISTED)
+            _print_sessions(sessions, config.memory, out)
+            return 0
         if args.command == "forget":
             count = await memory.forget(args.session)
             print(f"forgot {count} turn{'s' if count != 1 else ''} of session {args.session!r}", file=out)
@@ -207,8 +263,43 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+SESSIONS_LISTED = 100  # `valis history` lists the most recent sessions, at most this many
+
+
+def _print_sessions(sessions: Sequence[SessionSummary], settings: MemorySettings, out: TextIO) -> None:
+    """One line per session, most recent first: id, turns, last activity (local time), personas."""
+    if not sessions:
+        where = "in this process's memory" if settings.backend == "memory" else "yet"
+        print(f"no sessions stored {where}", file=out)
+        return
+    width = max(7, *(len(s.session_id) for s in sessions))
+    print(f"{'SESSION':<{width}}  TURNS  LAST ACTIVITY     PERSONAS", file=out)
+    for s in sessions:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_activity))
+        print(f"{s.session_id:<{width}}  {s.turns:>5}  {when}  {', '.join(s.personas)}", file=out)
+    if len(sessions) == SESSIONS_LISTED:
+        print(f"(the {SESSIONS_LISTED} most recent; `valis history SESSION` shows one)", file=out)
+
+
 def _config_check(args: argparse.Namespace, out: TextIO) -> int:
+    """The effective config, or every problem of the config and of its persona files (exit 2)."""
+    source = args.path or os.environ.get("VALIS_CONFIG") or (
+        "config.json" if Path("config.json").is_file() else "the default config"
+    )
     config = load_config(args.path) if args.path else load_config()
+    try:
+        store = PersonaStore.load_dir(config.personas_dir, config.unknown_persona, user_name=config.user_name)
+    except PersonaError as exc:  # personas_dir is not a folder: nothing else can be checked
+        raise ConfigError(f"{source}: 1 problem\n  - {exc}") from None
+    for warning in store.warnings:
+        print(f"valis: warning: {warning}", file=sys.stderr)
+    if store.problems:
+        count = len(store.problems)
+        lines = "".join(f"\n  - {problem}" for problem in store.problems)
+        folder = config.personas_dir or "the shipped personas"
+        raise PersonaError(
+            f"{source}: {count} persona file{'s' if count != 1 else ''} in {folder} cannot be used{lines}"
+        )
     print(json.dumps(config.to_json(), indent=2), file=out)
     return 0
 

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import MemoryStoreError, Turn
-from .._memory._sqlite import TURNS_SCHEMA, select_recent
+from .._memory._sqlite import TURNS_SCHEMA, select_recent, select_sessions
+from .._memory._store import SessionSummary
 from ._errors import StaleEpochError
 
 __all__ = ["FencedSqliteStore"]
@@ -153,6 +154,13 @@ class FencedSqliteStore:
                 return self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,)).rowcount
         except sqlite3.Error as exc:
             raise self._fail("delete from", exc) from exc
+
+    def sessions(self, limit: int) -> list[SessionSummary]:
+        """The stored sessions, most recently active first (at most ``limit``)."""
+        try:
+            return select_sessions(self._db, limit)
+        except sqlite3.Error as exc:
+            raise self._fail("read", exc) from exc
 
     def close(self) -> None:
         """Close the file."""

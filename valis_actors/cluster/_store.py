@@ -1,7 +1,7 @@
 """Conversation turns in Redis, fenced by the session's epoch inside one Lua script.
 
-The shape follows ``valis_actors._store.ConversationStore`` (append / recent / forget /
-close), async because the store talks to Redis from the event loop, and ``append``
+The shape follows ``valis_actors._memory._store.ConversationStore`` (append / recent / forget /
+sessions / close), async because the store talks to Redis from the event loop, and ``append``
 carries the epoch each session's writer holds. Turns are kept per (session, persona)
 in a list trimmed to ``max_stored``; a set per session indexes its personas.
 """
@@ -9,9 +9,11 @@ in a list trimmed to ``max_stored``; a set per session indexes its personas.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from .. import Turn
+from .._memory import SessionSummary
 from . import _scripts
 from ._connection import RedisConnection, session_tag
 from ._errors import StaleEpochError
@@ -30,6 +32,15 @@ def _dump(turn: Turn) -> str:
 def _load(raw: str) -> Turn:
     user, assistant, persona_id, provider, model, created_at = json.loads(raw)
     return Turn(user, assistant, persona_id, provider, model, created_at)
+
+
+_GLOB = re.compile(r"[*?\[\]\\]")
+_ESCAPED = re.compile(r"%([0-9A-F]{2})")
+
+
+def _untag(tag: str) -> str:
+    """The session id of a ``session_tag`` (``{...}`` with ``{``, ``}`` and ``%`` escaped)."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), tag[1:-1])
 
 
 class RedisConversationStore:
@@ -120,6 +131,43 @@ class RedisConversationStore:
                 [self._list_prefix(session_id)],
             )
         )
+
+    async def sessions(self, limit: int) -> list[SessionSummary]:
+        """The stored sessions, most recently active first (at most ``limit``).
+
+        Walks the per-session persona indexes with SCAN (never KEYS: it does not block
+        Redis), so it costs a round trip per session: meant for an operator's listing.
+        """
+        if limit <= 0:
+            return []
+        head = self.connection.key("personas", "")
+        pattern = _GLOB.sub(r"\\\g<0>", head) + "{*}"
+        action = "list the stored sessions"
+        index_keys: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, found = await self.connection.call(
+                action, lambda c: c.scan(cursor, match=pattern, count=500)  # noqa: B023
+            )
+            index_keys.update(found)
+            if not cursor:
+                break
+        summaries: list[SessionSummary] = []
+        for key in index_keys:
+            session_id = _untag(key[len(head):])
+            prefix = self._list_prefix(session_id)
+            personas = sorted(await self.connection.call(action, lambda c: c.smembers(key)))  # noqa: B023
+            count, last = 0, 0.0
+            for persona in personas:
+                list_key = prefix + persona
+                count += int(await self.connection.call(action, lambda c: c.llen(list_key)))  # noqa: B023
+                raw = await self.connection.call(action, lambda c: c.lindex(list_key, -1))  # noqa: B023
+                if raw is not None:
+                    last = max(last, _load(raw).created_at)
+            if count:
+                summaries.append(SessionSummary(session_id, count, last, tuple(personas)))
+        summaries.sort(key=lambda s: (-s.last_activity, s.session_id))
+        return summaries[:limit]
 
     async def close(self) -> None:
         """Nothing to release: the connection belongs to :func:`open_redis`."""

@@ -31,7 +31,7 @@ from .._errors import (
     RateLimitedError,
     TransientProviderError,
 )
-from .._validation import FieldValueError
+from .._validation import Between
 
 __all__ = [
     "ErrorInfo",
@@ -378,13 +378,8 @@ def unexpected_error(exc: BaseException, *, redact: Redactor) -> TransientProvid
 
 
 def between(low: float, high: float) -> Any:
-    """An attrs validator: an optional number within [low, high]."""
-
-    def check(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-        if value is not None and not low <= value <= high:
-            raise FieldValueError(attribute.name, f"must be between {low:g} and {high:g} (got {value!r})")
-
-    return check
+    """An attrs validator: an optional number within [low, high] (its range is in the JSON Schema)."""
+    return Between(low, high)
 
 
 def _any(*values: str | None, words: tuple[str, ...]) -> bool:
