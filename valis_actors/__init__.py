@@ -38,6 +38,7 @@ from ._errors import PersonaError as PersonaError
 from ._errors import ProviderError as ProviderError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import ProviderUnavailableError as ProviderUnavailableError
+from ._errors import ProviderUnreachableError as ProviderUnreachableError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RuntimeClosedError as RuntimeClosedError
 from ._errors import SessionFailedError as SessionFailedError
@@ -97,6 +98,7 @@ __all__ = [
     "ProviderSettings",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "ProviderUnreachableError",
     "RateLimitedError",
     "Reply",
     "ReplyStream",

@@ -25,6 +25,7 @@ sqlite, subprocess) are translated into these at the boundary where they occur.
         │   └── ProviderTimeoutError
         ├── PermanentProviderError     (no retry; next provider)
         │   └── ContentPolicyError
+        ├── ProviderUnreachableError   (no connection made: next provider, no retry)
         └── ProviderUnavailableError   (skip now, no wait, no network)
 """
 
@@ -48,6 +49,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "ProviderUnreachableError",
     "RateLimitedError",
     "RuntimeClosedError",
     "SessionFailedError",
@@ -192,6 +194,26 @@ class PermanentProviderError(ProviderError):
 
 class ContentPolicyError(PermanentProviderError):
     """The provider refused the content. Whether other providers are tried is a config switch."""
+
+
+class ProviderUnreachableError(ProviderError):
+    """No connection was ever made: the host did not resolve, refused, or failed the TLS handshake.
+
+    Nothing was sent, so retrying the same provider within the message only waits;
+    the cascade moves on at once and the circuit breaker counts a failure.
+
+    Args:
+        message: What went wrong and what to check, naming the URL (never a key).
+        url: The provider's base URL, as shown (no credentials, no query).
+        reason: The cause in a few words (``connection refused``, ``cannot resolve host x``).
+    """
+
+    def __init__(
+        self, message: str, *, url: str | None = None, reason: str | None = None, provider: str | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.url = url
+        self.reason = reason
 
 
 class ProviderUnavailableError(ProviderError):
