@@ -252,3 +252,21 @@ def test_cli_ask_with_openai_base_url_on_a_closed_port_answers_via_the_fallback(
     assert [(a["provider"], a["outcome"]) for a in reply["attempts"]] == [("openai", "unreachable")]
     assert reply["attempts"][0]["error"] == refused_message(url)
     assert KEY not in json.dumps(reply)
+
+
+def test_cli_footer_names_the_url_and_says_no_llm_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "personas_dir": str(ROOT / "personas"),
+        "providers": [{"name": "openai", "type": "openai"}, "persona_fallback"],
+    }))
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    code = main(["ask", "jane", "hi", "--config", str(path)])
+    answer, footer = capsys.readouterr().out.strip().split("\n")
+    assert code == 0 and answer.startswith("Hello. I'm Jane")
+    assert footer.startswith("-- jane via persona_fallback (persona-fallback) in ")
+    assert f"no LLM answered, this is a template reply (to get one: start the server at {url})" in footer
+    assert f"openai: {refused_message(url)}" in footer
