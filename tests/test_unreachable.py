@@ -9,6 +9,8 @@ Both SDKs, both backends (aiohttp on asyncio, httpx2 on trio). Real sockets: rea
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import logging
 import socket
@@ -270,3 +272,38 @@ def test_cli_footer_names_the_url_and_says_no_llm_answered(
     assert footer.startswith("-- jane via persona_fallback (persona-fallback) in ")
     assert f"no LLM answered, this is a template reply (to get one: start the server at {url})" in footer
     assert f"openai: {refused_message(url)}" in footer
+
+
+def _chain(*links: BaseException) -> BaseException:
+    """``links[0]`` raised from ``links[1]`` raised from ... (outermost first)."""
+    for outer, inner in itertools.pairwise(links):
+        outer.__cause__ = inner
+    return links[0]
+
+
+def test_connect_failure_reads_what_each_client_says() -> None:
+    import aiohttp
+    import httpcore2
+    import httpx2
+
+    from valis_actors.providers._common import connect_failure
+
+    unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
+    assert connect_failure(_chain(httpx2.ConnectError("x"), httpcore2.ConnectError("x"), unreachable)) == (
+        "network", "network is unreachable"
+    )
+    trio_refused = _chain(
+        httpx2.ConnectError("all attempts failed"),
+        OSError("all attempts to connect to 127.0.0.1:9 failed"),
+        ExceptionGroup("attempts", [ConnectionRefusedError(errno.ECONNREFUSED, "refused")]),
+    )
+    assert connect_failure(trio_refused) == ("refused", "connection refused")
+    assert connect_failure(httpx2.ConnectTimeout("x")) == ("timeout", "connect timed out")
+    # After the connection was made: not a connect failure, whatever the wrapper's name says.
+    assert connect_failure(_chain(httpx2.ReadError("x"), ConnectionResetError(errno.ECONNRESET, "reset"))) is None
+    aiohttp_reset = _chain(
+        httpx2.ConnectTimeout("reset"), aiohttp.ClientOSError(errno.ECONNRESET, "reset"), ConnectionResetError()
+    )
+    assert connect_failure(aiohttp_reset) is None
+    assert connect_failure(httpx2.ReadTimeout("x")) is None
+    assert connect_failure(ValueError("no")) is None
