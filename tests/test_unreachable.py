@@ -230,7 +230,7 @@ async def test_a_reset_after_the_request_was_sent_stays_transient_and_is_retried
 
 
 def test_the_url_never_shows_credentials_or_a_query() -> None:
-    from valis_actors.providers._common import shown_url
+    from valis_actors.providers._connect import shown_url
 
     assert shown_url("https://user:s3cret@example.com:8443/v1/?key=abc#x") == "https://example.com:8443/v1"
     assert shown_url("http://127.0.0.1:9/v1/") == "http://127.0.0.1:9/v1"
@@ -286,7 +286,7 @@ def test_connect_failure_reads_what_each_client_says() -> None:
     import httpcore2
     import httpx2
 
-    from valis_actors.providers._common import connect_failure
+    from valis_actors.providers._connect import connect_failure
 
     unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
     assert connect_failure(_chain(httpx2.ConnectError("x"), httpcore2.ConnectError("x"), unreachable)) == (

@@ -10,19 +10,15 @@ same way. Nothing here imports an SDK.
 from __future__ import annotations
 
 import difflib
-import errno
 import json
 import math
 import os
 import re
-import socket
-import ssl
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import attrs
@@ -31,7 +27,6 @@ from .._errors import (
     ContentPolicyError,
     PermanentProviderError,
     ProviderError,
-    ProviderUnreachableError,
     RateLimitedError,
     TransientProviderError,
 )
@@ -43,7 +38,6 @@ __all__ = [
     "between",
     "classify_error",
     "clip",
-    "connect_failure",
     "describe_exception",
     "drain",
     "is_secret_name",
@@ -53,9 +47,7 @@ __all__ = [
     "retry_after_seconds",
     "scrub",
     "shown_env",
-    "shown_url",
     "unexpected_error",
-    "unreachable_error",
 ]
 
 REDACTED = "[redacted]"
@@ -344,134 +336,6 @@ def _regroup(group: BaseExceptionGroup[Any], redact: Callable[[str], str]) -> Ba
     if notes is not None:
         copy.__notes__ = list(notes)
     return copy
-
-
-def exception_links(exc: BaseException) -> Iterator[BaseException]:
-    """Every exception reachable from ``exc``: causes, contexts and group members, each once."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        link = stack.pop()
-        if id(link) in seen:
-            continue
-        seen.add(id(link))
-        yield link
-        for name in ("__cause__", "__context__"):
-            nxt = getattr(link, name, None)
-            if isinstance(nxt, BaseException):
-                stack.append(nxt)
-        if isinstance(link, BaseExceptionGroup):
-            stack.extend(link.exceptions)
-
-
-# What "no connection was ever made" looks like in each client's exceptions, by module
-# prefix and class name (this module imports no SDK): aiohttp's connector errors (DNS,
-# refused, TLS) and its connect timeout; httpx2's and httpcore2's connect errors, which
-# they raise only while opening the connection.
-_AIOHTTP_CONNECT = frozenset({"ClientConnectorError", "ConnectionTimeoutError"})
-_HTTPX_CONNECT = frozenset({"ConnectError", "ConnectTimeout"})
-_HTTPX_MODULES = ("httpx", "httpcore")
-
-
-def _classes(link: BaseException, prefix: str | tuple[str, ...]) -> set[str]:
-    return {cls.__name__ for cls in type(link).__mro__ if cls.__module__.startswith(prefix)}
-
-
-def connect_failure(exc: BaseException, *, host: str | None = None) -> tuple[str, str] | None:
-    """Why no connection could be made, if that is what ``exc`` says; None for anything else.
-
-    Returns ``(kind, reason)``: ``kind`` is ``dns``, ``refused``, ``tls``, ``timeout`` or
-    ``network``; ``reason`` is a few words (``connection refused``, ``cannot resolve host
-    api.example.com``). A reset, a read error or a read timeout *after* the connection was
-    made is not a connect failure (None): the request may have reached the server.
-
-    The aiohttp adapter of the SDKs reports every aiohttp connection error, a reset
-    included, as ``httpx2.ConnectTimeout``; so when aiohttp is in the chain, only its own
-    connector errors count. Under trio the cause is an ``OSError`` caused by an
-    ExceptionGroup of one error per address tried: the whole graph is searched.
-    """
-    links = list(exception_links(exc))
-    from_aiohttp = [link for link in links if type(link).__module__.startswith("aiohttp")]
-    if from_aiohttp:
-        connecting = any(_classes(link, "aiohttp") & _AIOHTTP_CONNECT for link in from_aiohttp)
-    else:
-        connecting = any(_classes(link, _HTTPX_MODULES) & _HTTPX_CONNECT for link in links) or any(
-            isinstance(link, (socket.gaierror, ConnectionRefusedError)) for link in links
-        )
-    if not connecting:
-        return None
-    # The class names of the client that spoke: with aiohttp, httpx2's wrappers say nothing.
-    client = ("aiohttp",) if from_aiohttp else _HTTPX_MODULES
-    names: set[str] = set().union(*(_classes(link, client) for link in links))
-    return _connect_reason(links, names, host)
-
-
-def _connect_reason(links: list[BaseException], names: set[str], host: str | None) -> tuple[str, str]:
-    def first(*types: type[BaseException]) -> BaseException | None:
-        return next((link for link in links if isinstance(link, types)), None)
-
-    if first(socket.gaierror) is not None or "ClientConnectorDNSError" in names:
-        return "dns", f"cannot resolve host {host}" if host else "cannot resolve the host name"
-    if first(ConnectionRefusedError) is not None or any(
-        isinstance(link, OSError) and link.errno == errno.ECONNREFUSED for link in links
-    ):
-        return "refused", "connection refused"
-    cert = first(ssl.SSLCertVerificationError)
-    if cert is not None:
-        detail = getattr(cert, "verify_message", None) or "not trusted"
-        return "tls", f"TLS certificate check failed: {detail}"
-    tls = first(ssl.SSLError)
-    if tls is not None or names & {"ClientSSLError", "ClientConnectorSSLError", "ClientConnectorCertificateError"}:
-        detail = getattr(tls, "reason", None)
-        return "tls", "TLS handshake failed" + (f": {str(detail).lower().replace('_', ' ')}" if detail else "")
-    if first(TimeoutError) is not None or names & {"ConnectTimeout", "ConnectionTimeoutError"}:
-        return "timeout", "connect timed out"
-    oserror = next((link for link in links if isinstance(link, OSError) and link.strerror), None)
-    if oserror is not None and oserror.strerror:
-        return "network", oserror.strerror[:1].lower() + oserror.strerror[1:]
-    return "network", "connection failed"
-
-
-_CONNECT_HINTS = {
-    "refused": "is the server running?",
-    "dns": "check the host name and the network connection",
-    "tls": "check the URL's scheme (http or https) and the server's certificate",
-    "timeout": "is the host reachable?",
-    "network": "is the host reachable?",
-}
-
-
-def shown_url(url: str) -> str:
-    """``url`` as it may be shown: without credentials, query or fragment, and without a trailing slash."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
-    except ValueError:
-        return "the configured base_url"
-
-
-def unreachable_error(
-    exc: BaseException, *, url: str, redact: Callable[[str], str]
-) -> ProviderUnreachableError | None:
-    """Our error for ``exc`` if no connection to ``url`` was ever made, else None.
-
-    The message names the URL (never credentials or a key) and what to check:
-    ``cannot connect to http://127.0.0.1:9/v1 (connection refused) — is the server running?``
-    """
-    shown = _redact_text(shown_url(url), redact)
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        host = None
-    failure = connect_failure(exc, host=_redact_text(host, redact) if host else None)
-    if failure is None:
-        return None
-    kind, reason = failure
-    reason = clip(_redact_text(reason, redact))
-    return ProviderUnreachableError(
-        f"cannot connect to {shown} ({reason}) — {_CONNECT_HINTS[kind]}", url=shown, reason=reason
-    )
 
 
 def redacted_traceback(exc: BaseException, redact: Callable[[str], str]) -> str:

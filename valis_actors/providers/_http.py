@@ -47,8 +47,8 @@ from ._common import (
     read_api_key,
     scrub,
     unexpected_error,
-    unreachable_error,
 )
+from ._connect import unreachable_error
 
 if TYPE_CHECKING:
     from .._config import ProviderSettings
