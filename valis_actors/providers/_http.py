@@ -39,15 +39,7 @@ import anyio
 
 from .._errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError, TransientProviderError
 from ._base import BaseProvider, provider_options
-from ._common import (
-    ErrorInfo,
-    Redactor,
-    classify_error,
-    clip,
-    read_api_key,
-    scrub,
-    unexpected_error,
-)
+from ._common import ErrorInfo, Redactor, classify_error, clip, read_api_key, scrub, unexpected_error
 from ._connect import unreachable_error
 
 if TYPE_CHECKING:
