@@ -211,3 +211,15 @@ def test_cli_when_an_llm_answered_says_nothing_of_the_fallback(
     assert out.startswith("A real answer.\n-- jane via llm") and "no LLM answered" not in out
     reply = json.loads(_cli(tmp_path, capsys, [*providers, "persona_fallback"], "--json"))
     assert (reply["fallback"], reply["why"], reply["how"]) == (False, [], None)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(["", " ", "I'm so sorry", "Hello there", "ok", "Fine", "sorry, hard"]), max_size=3),
+    message=MESSAGES,
+)
+def test_fallback_never_fails_on_sparse_or_odd_persona_lines(lines: list[str], message: str) -> None:
+    persona = va.Persona(id="odd", name="Odd", openers=tuple(lines), closers=tuple(lines))
+    text = fallback_text(persona, message)
+    assert text.strip() and text == fallback_text(persona, message)
+    assert not DOUBLED.search(without_quotes(text, message)), text

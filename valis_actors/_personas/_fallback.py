@@ -171,11 +171,9 @@ def fallback_text(
     if kind is MessageKind.GREETING:
         parts = _greeting(persona, seed, previous, continuing)
     else:
-        openers = [o for o in persona.openers or NEUTRAL.openers if o.strip()]
+        openers = [o for o in persona.openers if o.strip()] or list(NEUTRAL.openers)
         if kind is not MessageKind.PROBLEM:
-            openers = [o for o in openers if not _sympathetic(o)] or [
-                o for o in NEUTRAL.openers if not _sympathetic(o)
-            ]
+            openers = [o for o in openers if not _sympathetic(o)] or list(NEUTRAL.openers)
         phrases = persona.common_phrases or NEUTRAL.common_phrases
         closers = persona.closers or NEUTRAL.closers
         parts = [_pick(openers, seed, "opener").replace("{name}", persona.name)]
