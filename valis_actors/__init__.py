@@ -39,6 +39,7 @@ from ._errors import PrefillRejectedError as PrefillRejectedError
 from ._errors import ProviderError as ProviderError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import ProviderUnavailableError as ProviderUnavailableError
+from ._errors import ProviderUnreachableError as ProviderUnreachableError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RuntimeClosedError as RuntimeClosedError
 from ._errors import SessionFailedError as SessionFailedError
@@ -101,6 +102,7 @@ __all__ = [
     "ProviderSettings",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "ProviderUnreachableError",
     "RateLimitedError",
     "Reply",
     "ReplyStream",

@@ -26,6 +26,7 @@ sqlite, subprocess) are translated into these at the boundary where they occur.
         ├── PermanentProviderError     (no retry; next provider)
         │   ├── ContentPolicyError
         │   └── PrefillRejectedError   (will not continue a cut answer; next provider)
+        ├── ProviderUnreachableError   (no connection made: next provider, no retry)
         └── ProviderUnavailableError   (skip now, no wait, no network)
 """
 
@@ -50,6 +51,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
+    "ProviderUnreachableError",
     "RateLimitedError",
     "RuntimeClosedError",
     "SessionFailedError",
@@ -204,6 +206,25 @@ class PrefillRejectedError(PermanentProviderError):
     Some models reject a conversation that ends with an assistant message (a 400). The
     cascade recognises it, never shows it as the final error, and tries the next provider.
     """
+
+class ProviderUnreachableError(ProviderError):
+    """No connection was ever made: the host did not resolve, refused, or failed the TLS handshake.
+
+    Nothing was sent, so retrying the same provider within the message only waits;
+    the cascade moves on at once and the circuit breaker counts a failure.
+
+    Args:
+        message: What went wrong and what to check, naming the URL (never a key).
+        url: The provider's base URL, as shown (no credentials, no query).
+        reason: The cause in a few words (``connection refused``, ``cannot resolve host x``).
+    """
+
+    def __init__(
+        self, message: str, *, url: str | None = None, reason: str | None = None, provider: str | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.url = url
+        self.reason = reason
 
 
 class ProviderUnavailableError(ProviderError):

@@ -111,6 +111,7 @@ class AttemptOutcome(str, enum.Enum):
     PERMANENT = "permanent"  # next provider, no retry
     CONTENT_POLICY = "content_policy"
     UNAVAILABLE = "unavailable"  # skipped at once (missing key, missing executable)
+    UNREACHABLE = "unreachable"  # no connection could be made (DNS, refused, TLS): next provider at once
     CIRCUIT_OPEN = "circuit_open"  # skipped at once by the breaker
     ERROR = "error"  # the provider raised something that is not a ProviderError: a bug in it
     CANCELLED = "cancelled"  # lost a hedge race, or the caller gave up

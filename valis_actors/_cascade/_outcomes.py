@@ -15,6 +15,7 @@ breaker hears.
 | permanent      | no         | yes                        | success (the provider is up; the request was bad) |
 | content_policy | no         | if ``content_policy_failover`` | success   |
 | unavailable    | no         | yes, at once (no network)  | release       |
+| unreachable    | no         | yes, at once (nothing was sent) | failure  |
 | circuit_open   | no         | yes, at once               | release       |
 | error          | no         | yes (a bug in the provider) | failure      |
 | cancelled      | no         | -                          | release       |
@@ -35,6 +36,7 @@ from .._errors import (
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     RateLimitedError,
     TransientProviderError,
 )
@@ -71,6 +73,9 @@ RULES: dict[AttemptOutcome, Rule] = {
     # next_provider here is the default; `content_policy_failover` in config.json decides.
     AttemptOutcome.CONTENT_POLICY: Rule(retry_same=False, next_provider=False, breaker=Verdict.SUCCESS),
     AttemptOutcome.UNAVAILABLE: Rule(retry_same=False, next_provider=True, breaker=Verdict.RELEASE),
+    # No connection was made (DNS, refused, TLS): retrying within the message only
+    # waits; the breaker hears a failure, so once it opens the next asks skip it at once.
+    AttemptOutcome.UNREACHABLE: Rule(retry_same=False, next_provider=True, breaker=Verdict.FAILURE),
     AttemptOutcome.CIRCUIT_OPEN: Rule(retry_same=False, next_provider=True, breaker=Verdict.RELEASE),
     AttemptOutcome.ERROR: Rule(retry_same=False, next_provider=True, breaker=Verdict.FAILURE),
     AttemptOutcome.CANCELLED: Rule(retry_same=False, next_provider=False, breaker=Verdict.RELEASE),
@@ -90,6 +95,7 @@ ERROR_OUTCOMES: dict[type[ProviderError], AttemptOutcome] = {
     ContentPolicyError: AttemptOutcome.CONTENT_POLICY,
     ProviderUnavailableError: AttemptOutcome.UNAVAILABLE,
     PrefillRejectedError: AttemptOutcome.PREFILL_REJECTED,
+    ProviderUnreachableError: AttemptOutcome.UNREACHABLE,
 }
 
 

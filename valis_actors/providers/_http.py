@@ -29,6 +29,7 @@ error statuses into SDK exceptions) and read the event stream themselves with
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from types import ModuleType
@@ -39,6 +40,7 @@ import anyio
 from .._errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError, TransientProviderError
 from ._base import BaseProvider, provider_options
 from ._common import ErrorInfo, Redactor, classify_error, clip, read_api_key, scrub, unexpected_error
+from ._connect import unreachable_error
 
 if TYPE_CHECKING:
     from .._config import ProviderSettings
@@ -53,6 +55,8 @@ __all__ = [
     "timed_out",
     "transport_name",
 ]
+
+logger = logging.getLogger("valis_actors.providers")
 
 KEEPALIVE_EXPIRY = 30.0
 CONNECT_TIMEOUT = 5.0
@@ -277,6 +281,14 @@ class SDKProvider(BaseProvider):
             if http is not None:
                 await http.aclose()
 
+    @property
+    def base_url(self) -> str:
+        """The URL the SDK sends to: the entry's ``base_url``, the SDK's environment variable
+        (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``) or its default."""
+        client = self.client
+        url = getattr(client, "base_url", None) if client is not None else None
+        return str(url if url is not None else self.options.base_url or "")
+
     def _require_client(self) -> Any:
         if self.client is None:
             reason = self.unavailable_reason()
@@ -326,6 +338,13 @@ class SDKProvider(BaseProvider):
         scrub(exc, self._redact)  # it becomes our error's __cause__
         if isinstance(exc, sdk.APIStatusError):
             return self._classify(self._status_info(exc))
+        # Before the timeout test: a connect timeout (and, through aiohttp, every connect
+        # error) arrives as the SDK's APITimeoutError, but nothing was sent.
+        unreachable = unreachable_error(exc, url=self.base_url, redact=self._redact)
+        if unreachable is not None:
+            # One line, no traceback: the outcome table knows this failure.
+            logger.warning("provider %r: %s", self.name, unreachable)
+            return unreachable
         # The deepest cause names the failure best (ConnectionResetError, RemoteProtocolError...).
         causes: list[BaseException] = [link for link in _chain(exc) if isinstance(link, Exception)] or [exc]
         cause = type(causes[-1]).__name__
