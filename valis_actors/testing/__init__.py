@@ -8,6 +8,7 @@
 See docs/testing.md.
 """
 
+from ._recorder import APP_EVENT as APP_EVENT
 from ._recorder import EventRecorder as EventRecorder
 from ._recorder import InvariantViolation as InvariantViolation
 from ._scripted import Call as Call
@@ -17,6 +18,7 @@ from ._scripted import Step as Step
 from ._virtual import run_on_virtual_time as run_on_virtual_time
 
 __all__ = [
+    "APP_EVENT",
     "Call",
     "EventRecorder",
     "InvariantViolation",
