@@ -78,5 +78,6 @@ async def test_a_slow_app_step_is_not_held_to_the_response_deadline() -> None:
         await runtime.ask("s", "jane", "after it")
     (step, answer) = recorder.replies("s")
     assert (step.provider, step.time) == ("app", 20.0)
+    assert answer.provider == "p1"
     assert step.time > step.data["deadline"]
     recorder.check_all(config)
