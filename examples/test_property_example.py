@@ -24,11 +24,10 @@ async def support_bot(runtime: va.Runtime, user: str, text: str) -> str:
 
 
 def make_config(fault_plan: list[va.testing.Step], seed: int) -> va.Config:
-    steps = [{"kind": s.kind, "delay": s.delay, "retry_after": s.retry_after} for s in fault_plan]
     return va.Config.from_dict(
         {
-            "providers": [
-                {"type": "scripted", "name": "llm", "script": steps, "seed": seed, "fault_rate": 0.3},
+            "providers": [  # steps go into the config as they are
+                {"type": "scripted", "name": "llm", "script": fault_plan, "seed": seed, "fault_rate": 0.3},
             ],
             "retry_schedule": [0.5],
             "response_deadline": 10,

@@ -76,3 +76,20 @@ async def test_run_in_session_refuses_what_is_not_callable() -> None:
     async with va.open_runtime(make_config(scripted("p1"))) as runtime:
         with pytest.raises(va.InvalidRequestError, match="callable"):
             await runtime.run_in_session("s", "not a function")  # type: ignore[arg-type]
+
+
+async def test_a_message_after_an_app_step_keeps_its_own_deadline() -> None:
+    # The step's nominal deadline (response_deadline after it was accepted) is long past
+    # when the next message comes: it must not cut that message short.
+    config = make_config(scripted("p1"), response_deadline=5)
+
+    async def slow() -> None:
+        await anyio.sleep(20)
+
+    async with va.open_runtime(config) as runtime:
+        await runtime.run_in_session("s", slow)
+        reply = await runtime.ask("s", "jane", "after it")
+        await anyio.sleep(60)
+        later = await runtime.ask("s", "jane", "much later")
+    assert (reply.provider, reply.fallback_used) == ("p1", False)
+    assert (later.provider, later.fallback_used) == ("p1", False)

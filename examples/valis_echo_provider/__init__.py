@@ -5,19 +5,24 @@
 "tokens": {"in": N, "out": M}}``. It shows the whole boilerplate: options from
 config.json, the key from the environment, one long-lived HTTP client per runtime,
 mapping every third-party error to our error types at the boundary, streaming,
-and secret redaction.
+and secret redaction. It follows docs/providers.md's rules: httpx is imported in
+``aopen`` (config loading imports this module), and the client neither retries nor
+times out (the runtime owns retries, ``provider_timeout`` and deadlines).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 import valis_actors as va
 from valis_actors import provider_options
+
+if TYPE_CHECKING:  # annotations only: the module itself is imported in aopen
+    import httpx
 
 
 @attrs.frozen
@@ -40,10 +45,18 @@ class EchoLLM(va.BaseProvider):
         self.options = provider_options(settings, EchoOptions)
         self.key = os.environ.get(self.options.api_key_env)
         self.client: httpx.AsyncClient | None = None
+        self.httpx: Any = None
 
     async def aopen(self) -> None:
+        # Imported here, not at the top: loading a config imports this module, and that
+        # must stay fast. (A slow import would go in anyio.to_thread.run_sync.)
+        import httpx
+
+        self.httpx = httpx
         # One client for the runtime's lifetime: connections are reused across requests.
-        self.client = httpx.AsyncClient(base_url=self.options.base_url, timeout=30)
+        # timeout=None: the runtime bounds and cancels every attempt (provider_timeout,
+        # the response deadline); httpx retries nothing by default, and neither do we.
+        self.client = httpx.AsyncClient(base_url=self.options.base_url, timeout=None)
 
     async def aclose(self) -> None:
         if self.client is not None:
@@ -65,9 +78,7 @@ class EchoLLM(va.BaseProvider):
             response = await self.client.post(
                 "/complete", json=self._payload(request), headers={"authorization": f"Bearer {self.key}"}
             )
-        except httpx.TimeoutException as exc:
-            raise va.ProviderTimeoutError(f"echo_llm timed out: {exc}") from exc
-        except httpx.HTTPError as exc:  # connection refused, reset...
+        except self.httpx.HTTPError as exc:  # connection refused, reset...
             raise va.TransientProviderError(f"echo_llm unreachable: {exc}") from exc
         _raise_for_status(response)
         data = response.json()

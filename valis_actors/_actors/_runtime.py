@@ -20,7 +20,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import anyio
 import attrs
@@ -58,6 +58,7 @@ __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
 logger = logging.getLogger("valis_actors.runtime")
 
 T = TypeVar("T")
+ProviderT = TypeVar("ProviderT", bound=BaseProvider)
 
 MAX_SESSION_ID_CHARS = 256
 
@@ -140,14 +141,31 @@ class Runtime(metaclass=NoPublicConstructor):
         self._closed = False
         self._janitor_scope = anyio.CancelScope()
 
-    def provider(self, name: str) -> BaseProvider:
+    @overload
+    def provider(self, name: str) -> BaseProvider: ...
+
+    @overload
+    def provider(self, name: str, kind: type[ProviderT]) -> ProviderT: ...
+
+    def provider(self, name: str, kind: type[BaseProvider] = BaseProvider) -> BaseProvider:
         """The provider instance created for the config entry ``name``.
+
+        Args:
+            name: The entry's name.
+            kind: The class you expect; the result is typed as it (e.g.
+                ``runtime.provider("llm", ScriptedProvider).script(...)`` passes mypy --strict).
 
         Raises:
             KeyError: No enabled provider has that name.
+            TypeError: The provider is not an instance of ``kind``.
         """
         for provider in self.providers:
             if provider.name == name:
+                if not isinstance(provider, kind):
+                    raise TypeError(
+                        f"provider {name!r} is a {type(provider).__name__} (type {provider.settings.type!r}), "
+                        f"not a {kind.__name__}; check the entry's type in the config"
+                    )
                 return provider
         raise KeyError(f"no enabled provider named {name!r}; enabled: {', '.join(p.name for p in self.providers)}")
 

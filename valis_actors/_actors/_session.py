@@ -351,6 +351,8 @@ class SessionActor:
         emit = self._context.emit
         if emit.enabled:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
+        # Out of the queued deadlines: left there, it would cut short every later message.
+        self._effective_deadline(envelope)
         scope = envelope.scope = anyio.CancelScope()
         try:
             with scope:

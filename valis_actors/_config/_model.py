@@ -324,7 +324,7 @@ def _check_options(type_name: str, options: dict[str, Any]) -> None:
         get_converter().structure(options, options_type)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all become ConfigError lines
         # Reported relative to the options; _problems re-roots them below the entry's path.
-        raise _OptionsError(list(describe_errors(exc, "$"))) from None
+        raise _OptionsError(_problems(exc)) from None
 
 
 class _OptionsError(ValueError):

@@ -3,21 +3,33 @@
 Pass it as ``open_runtime(config, event_hook=recorder)``. After the run (or at
 any step) call the ``check_*`` methods, or :meth:`check_all`; each raises
 ``InvariantViolation`` naming the events that break it.
+
+Your app's own steps join the same checks two ways: a step run with
+``runtime.run_in_session`` is a message of the session (accepted, started,
+delivered or failed, provider ``"app"``), and :meth:`EventRecorder.record_app`
+records a point event of your app (a handoff, a moderation verdict) that
+``check_fifo`` requires to happen in the session's order.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
+import anyio
 import attrs
 
 from .._cascade._breaker import LEGAL_TRANSITIONS, CircuitState
 from .._config import Config
 from .._events import EventKind, RuntimeEvent
 
-__all__ = ["EventRecorder", "InvariantViolation"]
+__all__ = ["APP_EVENT", "EventRecorder", "InvariantViolation"]
 
+#: The ``kind`` of the events :meth:`EventRecorder.record_app` records.
+APP_EVENT = "app_event"
+#: The ``provider`` of a ``reply_delivered`` event that ended an app step (``run_in_session``).
+APP_PROVIDER = "app"
 TERMINAL = frozenset({EventKind.REPLY_DELIVERED, EventKind.MESSAGE_DROPPED, EventKind.MESSAGE_FAILED})
 
 
@@ -34,9 +46,15 @@ class EventRecorder:
     """
 
     events: list[RuntimeEvent] = attrs.field(factory=list)
+    # Per session: the message running now and the task running it (the session actor's),
+    # so record_app can tell an event inside the session's step from one beside it.
+    _running: dict[str, tuple[int | None, int]] = attrs.field(factory=dict, init=False, repr=False)
 
     def __call__(self, event: RuntimeEvent) -> None:
         self.events.append(event)
+        if event.kind == EventKind.MESSAGE_STARTED and event.session_id is not None:
+            # The hook runs synchronously in the emitting actor: this is the session's task.
+            self._running[event.session_id] = (event.seq, anyio.get_current_task().id)
 
     def of_kind(self, *kinds: str) -> list[RuntimeEvent]:
         """The events of the given kinds, in order."""
@@ -45,10 +63,44 @@ class EventRecorder:
     def clear(self) -> None:
         self.events.clear()
 
+    def record_app(self, session_id: str, name: str, **data: Any) -> None:
+        """Record an event of your app's own in session ``session_id``, now.
+
+        Call it where the app acts on its own (hands a conversation to a human,
+        refuses a message). Called from inside a step of the session (the body of a
+        ``runtime.run_in_session`` step, a ``SessionLifecycle`` hook), the event's
+        ``seq`` is that step's; called from anywhere else, ``seq`` is None.
+        ``check_fifo`` then requires that the event overtook no message: inside a
+        step, none before the step is unanswered (FIFO); outside, none at all. An app
+        that acts beside the runtime instead of in the session's order fails the check.
+
+        Args:
+            session_id: The session the app acted in.
+            name: What the app did (``data["name"]`` of the event).
+            **data: Anything else to keep with the event.
+        """
+        running = self._running.get(session_id)
+        inside = running is not None and running[1] == anyio.get_current_task().id
+        seq = running[0] if running is not None and inside else None
+        self.events.append(RuntimeEvent(APP_EVENT, anyio.current_time(), session_id, seq, data={"name": name, **data}))
+
+    def app_events(self, session_id: str | None = None, name: str | None = None) -> list[RuntimeEvent]:
+        """The events recorded with :meth:`record_app` (of one session, of one name), in order."""
+        return [
+            e for e in self.of_kind(APP_EVENT)
+            if session_id in (None, e.session_id) and name in (None, e.data.get("name"))
+        ]
+
     # -- invariants -------------------------------------------------------------------
 
     def check_fifo(self) -> None:
-        """Per session: messages start in acceptance order, each after the previous one ended."""
+        """Per session: messages start in acceptance order, each after the previous one ended.
+
+        App steps (``run_in_session``) are messages like any other; an app event
+        (:meth:`record_app`) must not overtake a message of its session: recorded
+        inside a step of the session, every message before that step has ended;
+        recorded beside the runtime, every message of the session has.
+        """
         accepted: dict[str, list[int]] = defaultdict(list)
         busy: dict[str, int | None] = {}
         ended: set[int | None] = set()
@@ -70,6 +122,19 @@ class EventRecorder:
                 busy[sid] = event.seq
             elif event.kind in TERMINAL:
                 ended.add(event.seq)
+            elif event.kind == APP_EVENT:
+                # Inside the running step of its session: only messages before that step
+                # count. Beside the runtime: every unanswered message was overtaken.
+                inside = event.seq is not None and busy.get(sid) == event.seq and event.seq not in ended
+                overtaken = [
+                    s for s in accepted[sid] if s not in ended and not (inside and s >= (event.seq or 0))
+                ]
+                if overtaken:
+                    raise InvariantViolation(
+                        f"session {sid!r}: app event {event.data.get('name')!r} at t={event.time:.6g} "
+                        f"overtook unanswered message(s) {overtaken}; run the app's step in the "
+                        "session's order with runtime.run_in_session"
+                    )
 
     def check_exactly_once(self) -> None:
         """Every accepted message ends exactly once: delivered, dropped or failed."""
@@ -133,8 +198,14 @@ class EventRecorder:
             raise InvariantViolation(f"{peak} attempts in flight, over max_concurrent_requests={limit}")
 
     def check_deadlines(self, tolerance: float = 0.0) -> None:
-        """Every reply was delivered by its message's deadline."""
+        """Every reply was delivered by its message's deadline.
+
+        App steps (``run_in_session``) are the app's own code, bounded by their callers,
+        not by the response deadline: they are not checked.
+        """
         for event in self.of_kind(EventKind.REPLY_DELIVERED):
+            if event.provider == APP_PROVIDER:
+                continue
             deadline = event.data["deadline"]
             if event.time > deadline + tolerance:
                 raise InvariantViolation(f"message {event.seq} answered {event.time - deadline:.6f}s late")

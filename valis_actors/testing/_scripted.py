@@ -3,19 +3,29 @@
 Register-free to use: config type ``"scripted"``. Each call pops the next step
 of its script (or follows a seeded random fault plan, or the default step) and
 records what it received, when, and how many calls were in flight.
+
+Steps go into a config as they are: ``{"type": "scripted", "script": [Step.transient()]}``
+is structured like the JSON spelling ``{"kind": "transient"}``, and a ``ScriptedOptions``
+unstructures to entry options and back without loss (see ``override_provider``).
 """
 
 from __future__ import annotations
 
+import collections.abc
+import inspect
 import random
+import typing
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
 
+from .._config import get_converter
 from .._errors import (
     ContentPolicyError,
     PermanentProviderError,
@@ -25,9 +35,13 @@ from .._errors import (
     TransientProviderError,
 )
 from .._messages import ProviderRequest, ProviderResponse, Turn, Usage
+from .._validation import FieldValueError, StrictTypeError, one_of
 from ..providers import BaseProvider, provider_options, register_provider
 
-__all__ = ["Call", "ScriptedOptions", "ScriptedProvider", "Step"]
+__all__ = ["Call", "ReplyFunction", "ScriptedOptions", "ScriptedProvider", "Step"]
+
+#: A function that computes an answer from the request, sync or async (``Step.compute``).
+ReplyFunction = Callable[[ProviderRequest], str | Awaitable[str]]
 
 STEP_KINDS = (
     "answer",
@@ -42,6 +56,17 @@ STEP_KINDS = (
     "stall",
     "reject_prefill",
 )
+
+
+def _check_reply(instance: Step, attribute: attrs.Attribute[Any], value: ReplyFunction | None) -> None:
+    if value is None:
+        return
+    if not callable(value):
+        raise FieldValueError(attribute.name, f"must be a function of the request (got {value!r})")
+    if instance.text is not None:
+        raise FieldValueError(attribute.name, "and text are both set; give the step one or the other")
+    if instance.kind not in ("answer", "cut", "stall"):
+        raise FieldValueError(attribute.name, f"is only for answer, cut and stall steps (kind is {instance.kind!r})")
 
 
 @attrs.frozen
@@ -61,18 +86,30 @@ class Step:
         retry_after: The wait asked for (``rate_limited``).
         after_chunks: Chunks sent before a ``cut`` or ``stall``.
         chunk_delay: Seconds between streamed chunks.
+        reply: A function that computes the answer from the ``ProviderRequest``
+            (``Step.compute``), instead of ``text``; for ``answer``, ``cut`` and ``stall``.
     """
 
-    kind: str = attrs.field(default="answer", validator=attrs.validators.in_(STEP_KINDS))
+    kind: str = attrs.field(default="answer", validator=one_of(*STEP_KINDS))
     delay: float = 0.0
     text: str | None = None
     retry_after: float | None = None
     after_chunks: int = 1
     chunk_delay: float = 0.0
+    reply: ReplyFunction | None = attrs.field(default=None, validator=_check_reply)
 
     @classmethod
     def answer(cls, text: str | None = None, delay: float = 0.0) -> Step:
         return cls("answer", delay, text)
+
+    @classmethod
+    def compute(cls, reply: ReplyFunction, delay: float = 0.0) -> Step:
+        """An answer computed from the request: ``reply(request)`` returns the text (or awaits it).
+
+        Example: ``Step.compute(lambda request: request.message.upper())``. An exception
+        it raises is the provider's (a ``ProviderError`` is an outcome, anything else a bug).
+        """
+        return cls("answer", delay, reply=reply)
 
     @classmethod
     def transient(cls, delay: float = 0.0) -> Step:
@@ -210,7 +247,7 @@ class ScriptedProvider(BaseProvider):
     async def _stream(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
         async with self._recording(request) as step:
             if step.kind in ("cut", "stall"):
-                response = await self._act(Step("answer", step.delay, step.text), request)
+                response = await self._act(attrs.evolve(step, kind="answer"), request)
                 if not response.text:
                     raise TransientProviderError(f"{self.name}: scripted stream cut before its first chunk")
             else:
@@ -256,7 +293,7 @@ class ScriptedProvider(BaseProvider):
         if step.kind == "reject_prefill" and request.prefill:
             raise PrefillRejectedError(f"{self.name}: scripted: will not continue a partial answer")
         if step.kind in ("answer", "reject_prefill"):
-            text = step.text if step.text is not None else f"{self.name}: {request.message}"
+            text = await self._text(step, request)
             if request.prefill and text.startswith(request.prefill):
                 text = text[len(request.prefill) :]  # continue the cut answer
             return ProviderResponse(text, self.options.model, Usage(len(request.message.split()), len(text.split())))
@@ -272,6 +309,16 @@ class ScriptedProvider(BaseProvider):
             raise ProviderUnavailableError(f"{self.name}: scripted unavailable")
         raise RuntimeError(f"{self.name}: scripted crash (a provider bug)")
 
+    async def _text(self, step: Step, request: ProviderRequest) -> str:
+        if step.reply is None:
+            return step.text if step.text is not None else f"{self.name}: {request.message}"
+        text = step.reply(request)
+        if inspect.isawaitable(text):
+            text = await text
+        if not isinstance(text, str):
+            raise TypeError(f"{self.name}: Step.compute's function returned {type(text).__name__}, not str")
+        return text
+
     def messages(self) -> list[str]:
         """The messages of every recorded call, in finishing order."""
         return [call.message for call in self.calls]
@@ -280,3 +327,40 @@ class ScriptedProvider(BaseProvider):
 def _split(text: str, parts: int) -> Sequence[str]:
     size = max(1, -(-len(text) // max(1, parts)))
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+# -- steps in configs -------------------------------------------------------------------
+# The config converter structures entry options strictly from JSON. Steps may also be
+# given as they are, and a computed step's function passes through: installed when this
+# module is imported, which happens before any "scripted" entry is structured (the
+# registry imports the module to find the options type).
+
+
+def _is_reply_function(type_: Any) -> bool:
+    return typing.get_origin(type_) is collections.abc.Callable
+
+
+def _structure_reply(value: Any, _: Any) -> ReplyFunction:
+    if not callable(value):
+        raise StrictTypeError("a function of the request", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _install_step_hooks(converter: cattrs.Converter) -> None:
+    converter.register_structure_hook_func(_is_reply_function, _structure_reply)
+    from_dict = make_dict_structure_fn(
+        Step, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+    )
+
+    def structure_step(value: Any, type_: Any) -> Step:
+        if isinstance(value, Step):
+            return value
+        if not isinstance(value, Mapping):
+            raise StrictTypeError("a step (a Step or an object with 'kind')", value)
+        return from_dict(value, type_)
+
+    converter.register_structure_hook(Step, structure_step)
+    converter.register_unstructure_hook(Step, lambda step: {a.name: getattr(step, a.name) for a in attrs.fields(Step)})
+
+
+_install_step_hooks(get_converter())

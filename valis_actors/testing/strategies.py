@@ -5,13 +5,21 @@ from valis_actors.testing import strategies as vst
 
 @given(vst.workloads(max_sessions=5, max_messages=20))
 def test_my_app(workload): ...
+
+Needs Hypothesis: ``pip install "valis_actors[testing]"``.
 """
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
+from ._extras import missing_extra
 from ._scripted import Step
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as exc:
+    if exc.name is None or exc.name.split(".")[0] != "hypothesis":
+        raise
+    raise missing_extra("valis_actors.testing.strategies", exc) from None
 
 __all__ = ["fault_plans", "messages", "persona_ids", "session_ids", "steps", "workloads"]
 

@@ -1,0 +1,1 @@
+"""A support-bot backend that embeds the VALIS runtime (see docs/embedding.md)."""
