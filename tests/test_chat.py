@@ -172,3 +172,25 @@ def test_chat_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
                             env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}, check=False)
     assert result.returncode == 0, result.stderr
     assert "llm: caf\ufffd" in result.stdout.decode()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_chat_shows_a_restarted_answer_when_no_provider_can_continue_a_cut_one(tmp_path: Path, backend: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "personas_dir": str(ROOT / "personas"),
+        "providers": [{
+            "type": "scripted", "name": "llm", "chunks": 4,
+            "script": [{"kind": "cut", "text": "a story cut short", "after_chunks": 2}],
+            "default": {"kind": "answer", "text": "a story told whole"},
+        }],
+        "retry_schedule": [0.1],
+        "memory": {"backend": "memory"},
+    }))
+    proc = subprocess.run(
+        chat_command(path, backend), input="tell me a story\n", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[the answer was cut and starts again:" in proc.stdout
+    assert proc.stdout.split("starts again:")[1].split("\n", 2)[1].startswith("Jane> a story told whole")

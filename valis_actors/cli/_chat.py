@@ -28,6 +28,7 @@ import anyio.abc
 from .._actors import Runtime, open_runtime
 from .._config import load_config
 from .._errors import InvalidRequestError, ValisError
+from .._messages import Restart
 from ._main import warn_unknown_persona
 
 __all__ = ["chat"]
@@ -88,9 +89,14 @@ async def _answer(
     with interrupts.catch() as scope:
         try:
             async with runtime.stream(session, persona, message) as chunks:
-                print(f"{runtime.personas.get(persona).name}> ", end="", file=out, flush=True)
-                async for text in chunks:
-                    print(text, end="", file=out, flush=True)
+                name = runtime.personas.get(persona).name
+                print(f"{name}> ", end="", file=out, flush=True)
+                # Events, so that an answer no provider could continue is restarted, not lost.
+                async for event in chunks.events():
+                    if isinstance(event, Restart):
+                        print(f"\n[the answer was cut and starts again: {event.reason}]\n{name}> ", end="", file=out, flush=True)
+                    else:
+                        print(event, end="", file=out, flush=True)
             print(file=out)
             reply = chunks.reply
             if reply is not None:
