@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -201,6 +202,9 @@ class Config:
     # The `valis serve` section, kept as written: the server validates it when it starts
     # (valis_actors.server.load_server_config), so the core never imports the server.
     server: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, eq=False, repr=False)
+    # Cluster mode's section, kept as written likewise: valis_actors.cluster validates it
+    # (ClusterConfig.from_config), so the core never imports the cluster package or coredis.
+    cluster: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, eq=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> Config:
@@ -216,10 +220,15 @@ class Config:
         out: dict[str, Any] = get_converter().unstructure(self)
         out["providers"] = [p.to_json() for p in self.providers]
         out["server"] = _mask_secrets(self.server)
+        out["cluster"] = {
+            k: _URL_CREDENTIALS.sub(r"\1***@", v) if isinstance(v, str) else v
+            for k, v in _mask_secrets(self.cluster).items()
+        }
         return out
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")
+_URL_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]*@")  # redis://:password@host
 
 
 def _mask_secrets(value: Any, name: str = "") -> Any:

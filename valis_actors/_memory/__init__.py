@@ -7,5 +7,6 @@ the durable default (imported only when it is used: sqlite3 stays out of start-u
 
 from ._actor import Memory as Memory
 from ._actor import open_memory as open_memory
+from ._store import ConversationStore as ConversationStore
 
-__all__ = ["Memory", "open_memory"]
+__all__ = ["ConversationStore", "Memory", "open_memory"]
