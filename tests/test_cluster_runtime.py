@@ -337,3 +337,113 @@ async def test_fenced_sqlite_backend_rejects_a_stale_owner(redis_server: RedisSe
         history = await new.ask("s1", "jane", "third")
         assert history.text == "p1: third"
         assert [t.user for t in journal(new).calls[-1].history] == ["second"]
+
+
+class CuttableProxy:
+    """A loopback TCP proxy to Redis whose connections the test can cut (a network partition)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cut_off = False
+        self._streams: set[anyio.abc.SocketStream] = set()
+        self.listen_port = 0
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.listen_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_status.started()
+        await listener.serve(self._handle)
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        async with client:
+            if self.cut_off:
+                return
+            async with await anyio.connect_tcp("127.0.0.1", self.port) as upstream:
+                self._streams |= {client, upstream}
+
+                async def pump(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+                    try:
+                        async for chunk in source:
+                            await sink.send(chunk)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        pass
+                    tg.cancel_scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pump, client, upstream)
+                    tg.start_soon(pump, upstream, client)
+                self._streams -= {client, upstream}
+
+    async def cut(self) -> None:
+        self.cut_off = True
+        for stream in list(self._streams):
+            await stream.aclose()
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+
+async def test_a_cut_connection_to_redis_fences_the_owner_and_refuses_new_sessions(
+    redis_server: RedisServer,
+) -> None:
+    proxy = CuttableProxy(redis_server.port)
+    async with anyio.create_task_group() as proxies:
+        await proxies.start(proxy.serve)
+        url = f"redis://127.0.0.1:{proxy.listen_port}/0"
+        config = make_config(
+            scripted("p1"),
+            cluster={"redis_url": url, "lease_ttl": 0.6, "linger": 0.05, "command_timeout": 0.2,
+                     "connect_timeout": 0.2},
+        )
+        async with ClusterMode.open(config) as mode, va.open_runtime(config, **mode.runtime_options()) as runtime:
+            journal(runtime).script(Step.answer("cut off", delay=3.0))
+            errors: list[BaseException] = []
+
+            async def ask() -> None:
+                try:
+                    await runtime.ask("s1", "jane", "hello")
+                except va.ValisError as exc:
+                    errors.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask)
+                for _ in range(500):
+                    if journal(runtime).in_flight:
+                        break
+                    await anyio.sleep(0.005)
+                await proxy.cut()
+            [error] = errors
+            assert isinstance(error, LeaseLostError)  # stopped before its lease could expire
+            assert journal(runtime).calls[0].outcome == "cancelled"
+            with pytest.raises(va.ValisError) as refused:
+                await runtime.ask("s2", "jane", "hello")
+            assert type(refused.value).__name__ == "ClusterUnavailableError"
+            proxy.restore()
+            for _ in range(300):  # bounded: until a connection gets through again
+                if await mode.check():
+                    break
+                await anyio.sleep(0.01)
+            assert (await runtime.ask("s3", "jane", "hello")).text == "p1: hello"
+            assert await mode.cluster.memory.recent("s1", None, 10) == []
+        proxies.cancel_scope.cancel()
+
+
+async def test_a_redis_restart_lets_the_new_owner_win_and_rejects_the_old(redis_server: RedisServer) -> None:
+    config = make_config(scripted("p1"), cluster=cluster_section(redis_server, lease_ttl=3.0, linger=5.0))
+    async with workers(config, 2) as [(old, old_mode), (new, new_mode)]:
+        await old.ask("s1", "jane", "before")  # the old owner keeps its lease (long linger)
+        old_epoch = old_mode.cluster.leases.get("s1").epoch  # type: ignore[union-attr]
+        redis_server.restart()  # every key is lost: the lease, the epoch, the turns
+        for _ in range(300):
+            if await new_mode.check() and await old_mode.check():
+                break
+            await anyio.sleep(0.01)
+        assert (await new.ask("s1", "jane", "after")).text == "p1: after"
+        new_epoch = new_mode.cluster.leases.get("s1").epoch  # type: ignore[union-attr]
+        assert new_epoch > old_epoch  # epochs restart above the old ones (Redis's clock)
+        with pytest.raises(va.ValisError) as caught:
+            # Within its lease's validity locally its write is rejected; once its renewal found
+            # the key gone it waits for the new owner instead. Either way nothing is stored.
+            await old.ask("s1", "jane", "stale", deadline=1.0)
+        assert isinstance(caught.value, StaleEpochError | LeaseLostError | LeaseTimeoutError)
+        assert [t.user for t in await new_mode.cluster.memory.recent("s1", None, 10)] == ["after"]
