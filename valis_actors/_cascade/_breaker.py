@@ -168,6 +168,7 @@ class BreakerActor:
         self._now = clock
         self._sync = sync
         self._shared_probes: set[str] = set()  # providers whose shared probe permit we hold
+        self._sync_down_until = -math.inf  # after a None answer: decide locally until the next refresh
         self._threshold = threshold
         self._timeout = timeout
         self._emit = emit if emit is not None else Emitter(None, clock)
@@ -254,12 +255,20 @@ class BreakerActor:
         if isinstance(item, _Refresh):
             for name in self.view:
                 shared = await sync.read(name)
-                if shared is not None:
-                    self._adopt(name, shared)
+                if shared is None:
+                    self._sync_down(sync)
+                    break
+                self._sync_down_until = -math.inf
+                self._adopt(name, shared)
             return
+        # While the sync is down, decide locally (each call to it would wait out its timeout);
+        # the next refresh tries it again.
+        local = self._now() < self._sync_down_until
         if isinstance(item, _PermitRequest):
-            verdict = None if item.abandoned else await sync.acquire_probe(item.provider)
+            verdict = None if item.abandoned or local else await sync.acquire_probe(item.provider)
             if verdict is None:
+                if not item.abandoned and not local:
+                    self._sync_down(sync)
                 self._grant(item)
                 return
             item.granted, probe = verdict
@@ -278,11 +287,16 @@ class BreakerActor:
                 await sync.release_probe(report.provider)
             self._apply(report)
             return
-        shared = await sync.report(report.provider, report.outcome is Verdict.SUCCESS, shared_probe)
+        shared = None if local else await sync.report(report.provider, report.outcome is Verdict.SUCCESS, shared_probe)
         if shared is None:
+            if not local:
+                self._sync_down(sync)
             self._apply(report)
         else:
             self._adopt(report.provider, shared)
+
+    def _sync_down(self, sync: BreakerSync) -> None:
+        self._sync_down_until = self._now() + sync.refresh_interval
 
     def _adopt(self, name: str, shared: SharedState) -> BreakerStatistics:
         """Take the shared state as this process's, through legal transitions."""
