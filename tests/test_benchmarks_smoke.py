@@ -24,6 +24,7 @@ SCRIPTS = (
     "bench_cascade",
     "bench_memory",
     "bench_server",
+    "bench_cluster",  # starts its own redis-server (installed by .ci/run)
 )
 
 
