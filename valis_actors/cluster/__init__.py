@@ -14,7 +14,6 @@ from ._breaker import SharedBreaker as SharedBreaker
 from ._breaker import SharedCircuit as SharedCircuit
 from ._cluster import Cluster as Cluster
 from ._cluster import open_cluster as open_cluster
-from ._config import REDIS_URL_ENV as REDIS_URL_ENV
 from ._config import ClusterConfig as ClusterConfig
 from ._connection import ClusterSettings as ClusterSettings
 from ._connection import ConnectionStatistics as ConnectionStatistics
@@ -40,7 +39,6 @@ from ._sqlite_fence import FencedSqliteStore as FencedSqliteStore
 from ._store import RedisConversationStore as RedisConversationStore
 
 __all__ = [
-    "REDIS_URL_ENV",
     "BreakerSyncAdapter",
     "Cluster",
     "ClusterConfig",
