@@ -5,6 +5,7 @@ Two servers in one test process share one Redis and stand for two workers.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,17 @@ def test_a_server_without_cluster_mode_never_imports_the_cluster_package() -> No
     assert done.stdout.strip() == "[]"
 
 
+
+
+async def test_a_streamed_answer_in_cluster_mode_is_delivered_and_stored(redis_server: RedisServer) -> None:
+    async with serve(cluster_config(redis_server)) as served:
+        async with served.http.stream(
+            "POST", "/v1/chat/completions", json=chat_body("tell me", stream=True), headers=SESSION
+        ) as response:
+            assert response.status_code == 200
+            events = [line[5:].strip() async for line in response.aiter_lines() if line.startswith("data:")]
+        assert events[-1] == "[DONE]"
+        text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+        assert text == "scripted: tell me"
+        stored = await served.service.cluster.cluster.memory.recent("s1", None, 10)  # type: ignore[union-attr]
+        assert [(t.user, t.assistant) for t in stored] == [("tell me", "scripted: tell me")]

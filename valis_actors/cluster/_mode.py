@@ -15,6 +15,7 @@ store (fenced by the lease epoch) and a ``BreakerSync`` (the shared breaker).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
@@ -133,7 +134,10 @@ class _CountingSqliteStore(FencedSqliteStore):
     """The fenced SQLite store as the memory actor sees it: rejections counted."""
 
     fenced = True
-    rejections = 0
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path)
+        self.rejections = 0
 
     def append(self, rows: Any, max_stored: int, *, epochs: Any) -> None:
         from ._errors import StaleEpochError
