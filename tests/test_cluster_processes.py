@@ -314,3 +314,49 @@ async def test_a_worker_paused_past_the_ttl_never_answers_or_stores_its_stale_tu
         assert stale.json()["error"]["code"] in ("lease_lost", "stale_owner")
         assert stale.headers["x-should-retry"] == "true"
     assert stored(redis_server, "p") == ["meanwhile"]
+
+
+def test_serve_workers_share_one_port_and_stop_on_sigterm(tmp_path: Path, redis_server: RedisServer) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "providers": [{"name": "scripted", "type": "scripted"}],
+        "personas_dir": PERSONAS,
+        "cluster": {"redis_url": redis_server.url, "lease_ttl": 2.0, "linger": 0.05},
+    }))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("VALIS_REDIS_URL", None)
+    log = tmp_path / "parent.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen([sys.executable, "-m", "valis_actors.cli", "serve", "--workers", "2",
+                                   "--port", "0", "--config", str(config)], env=env, stdout=out, stderr=out)
+    try:
+        for _ in range(3000):  # bounded: 30 s
+            found = re.search(r"2 workers on (http://127\.0\.0\.1:\d+)/v1 \(pids (\d+), (\d+)\)", log.read_text())
+            if found:
+                break
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.01)
+        else:
+            pytest.fail(log.read_text())
+        url, pids = found.group(1), {int(found.group(2)), int(found.group(3))}
+        with httpx.Client(timeout=30) as http:
+            for _ in range(3000):  # bounded: until both workers' runtimes are up
+                try:
+                    if http.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+            for n in range(6):
+                reply = http.post(f"{url}/v1/chat/completions", json=chat(f"m{n}"), headers={"x-session-id": "w"})
+                assert reply.status_code == 200, reply.text
+        assert stored(redis_server, "w") == [f"m{n}" for n in range(6)]
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        for pid in pids:  # every worker drained and exited
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=10)
