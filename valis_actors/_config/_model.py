@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -232,13 +233,15 @@ _URL_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]*@")  # redis:
 
 
 def _mask_secrets(value: Any, name: str = "") -> Any:
-    """The value with every entry whose name sounds secret replaced by "***" (never printed)."""
+    """The value with every entry whose name sounds secret replaced by "***" (never printed), JSON-safe."""
     if any(word in name.lower() for word in _SECRET_WORDS) and value not in (None, "", [], {}):
         return "***"
     if isinstance(value, Mapping):
         return {k: _mask_secrets(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_secrets(v, name) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # kept as written (1e999 parses as inf), printed as strict JSON
     return value
 
 
