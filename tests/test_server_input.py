@@ -253,7 +253,10 @@ def make_config_json() -> str:
 
 
 def test_valis_error_map_covers_every_error_a_caller_can_get() -> None:
+    from valis_actors.server._cluster import cluster_error_map
     from valis_actors.server._errors import ERROR_MAP
+
+    mapped_classes = {**ERROR_MAP, **cluster_error_map()}  # imports valis_actors.cluster: its errors too
 
     def subclasses(cls: type) -> set[type]:
         out = set(cls.__subclasses__())
@@ -262,10 +265,8 @@ def test_valis_error_map_covers_every_error_a_caller_can_get() -> None:
         return out
 
     for cls in subclasses(va.ValisError):
-        # Cluster errors reach HTTP callers only once cluster mode is wired into the server
-        # (they become 503 + Retry-After there); today no request path can raise them.
-        if cls.__module__.startswith("valis_actors.") and not cls.__module__.startswith("valis_actors.cluster"):
-            assert any(issubclass(cls, mapped) for mapped in ERROR_MAP), cls
+        if cls.__module__.startswith("valis_actors."):
+            assert any(issubclass(cls, mapped) for mapped in mapped_classes), cls
 
 
 @va.register_provider("test_stubborn")

@@ -10,14 +10,17 @@ and a ``SessionLifecycle``: the hook points around a session's life.
 ``SessionLifecycle`` is where coordination beyond one process plugs in (a per-session
 lease in cluster mode): ``activate`` when a session's task starts, ``before_message``
 before each message is answered (inside the message's deadline and cancel scope),
-``after_reply`` once the reply (or error) is settled, ``passivate`` when the task ends.
-The default does nothing.
+``fence`` around the message's work once ``before_message`` succeeded (it may stop
+the work, and yields the fencing token the memory write carries), ``after_reply`` once
+the reply (or error) is settled, ``passivate`` when the task ends. The default does
+nothing and its fence yields no token.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 import attrs
@@ -69,6 +72,19 @@ class SessionLifecycle:
 
     async def before_message(self, message: MessageInfo) -> None:
         """A message is about to be answered (history load, providers, memory write)."""
+
+    def fence(self, message: MessageInfo) -> AbstractContextManager[int | None]:
+        """The scope the message's work runs in: history load, providers, memory write.
+
+        Entered in the session's task right after ``before_message`` returned, exited
+        before the reply is handed over. It yields the message's fencing token (or None):
+        the memory write of the turn carries it (``Memory.record(..., token=)``) and a
+        fenced store rejects a token older than the session's current one. A fence that
+        stops the work (it cancels its own cancel scope: a lease was lost) raises a
+        ``ValisError`` on exit, and the message fails with it; the reply is never handed
+        over. Raising on entry fails the message before any work.
+        """
+        return nullcontext(None)
 
     async def after_reply(self, message: MessageInfo) -> None:
         """The message's reply or error was handed to its caller."""

@@ -26,7 +26,7 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
-from .._cascade import BreakerActor, BreakerStatistics, Cascade, Delivery
+from .._cascade import BreakerActor, BreakerStatistics, BreakerSync, Cascade, Delivery
 from .._clock import Clock, backend_clock
 from .._config import Config, ProviderSettings
 from .._errors import (
@@ -41,7 +41,7 @@ from .._errors import (
     RuntimeClosedError,
 )
 from .._events import Emitter, EventHook, EventKind
-from .._memory import Memory, open_memory
+from .._memory import ConversationStore, Memory, open_memory
 from .._messages import Reply, Turn
 from .._personas import NEUTRAL, Persona, PersonaStore, render_system_prompt
 from .._util import NoPublicConstructor
@@ -544,6 +544,8 @@ async def open_runtime(
     *,
     event_hook: EventHook | None = None,
     lifecycle: SessionLifecycle | None = None,
+    memory_store: ConversationStore | None = None,
+    breaker_sync: BreakerSync | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open a runtime: start its actors, yield it, and close it cleanly on exit.
 
@@ -552,6 +554,10 @@ async def open_runtime(
         event_hook: Called synchronously with every ``RuntimeEvent`` (see ``valis_actors.testing``).
             A hook that raises is logged once and counted, never fatal.
         lifecycle: Hook points around each session's life (see ``SessionLifecycle``).
+        memory_store: The conversation store to use instead of the one ``config.memory``
+            names (a fenced store in cluster mode); the runtime closes it on exit.
+        breaker_sync: Where the breaker actor shares circuit state with other processes
+            (see ``BreakerSync``; cluster mode's shared breaker).
 
     Raises:
         ConfigError: A provider cannot be created, or the personas folder is missing.
@@ -578,6 +584,7 @@ async def open_runtime(
         timeout=config.circuit_breaker_timeout,
         emit=emit,
         clock=clock,
+        sync=breaker_sync,
     )
     body_error: BaseException | None = None
     opened: list[BaseProvider] = []
@@ -585,7 +592,7 @@ async def open_runtime(
         for provider in providers:
             await provider.aopen()
             opened.append(provider)
-        async with open_memory(config.memory) as memory:
+        async with open_memory(config.memory, memory_store) as memory:
             runtime = Runtime._create(
                 config, personas, providers, breaker, memory, emit, clock, lifecycle or SessionLifecycle()
             )

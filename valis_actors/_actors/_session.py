@@ -58,6 +58,7 @@ class SessionActor:
         "_restarts",
         "_running",
         "_space",
+        "_token",
         "failed",
         "failed_until",
         "idle_since",
@@ -79,6 +80,7 @@ class SessionActor:
         self._running: anyio.CancelScope | None = None
         self._own_cutoff = float("inf")  # the running message's own deadline, less the reserve
         self._restarts: deque[float] | None = None
+        self._token: int | None = None  # the fencing token the cached history was read under
         self.failed: SessionFailedError | None = None
         self.failed_until = 0.0
         self.idle_since: float | None = None  # when the mailbox last ran empty
@@ -234,18 +236,51 @@ class SessionActor:
     async def _answer(self, envelope: Envelope, info: MessageInfo) -> None:
         context = self._context
         emit = context.emit
-        persona = envelope.persona
         if emit.enabled:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
         deadline = self._effective_deadline(envelope)
         self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
         # Everything before the providers (lifecycle hook, history load) runs under the
         # message's deadline and is cancelled by a caller who gives up, like the attempts.
-        prepare = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+        hook = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+        body_error: Exception | None = None
+        try:
+            with hook:
+                await context.lifecycle.before_message(info)
+            if envelope.abandoned:
+                self._running = None
+                self._drop(envelope)
+                return
+            # The fence (a lease in cluster mode) spans the whole work: history, providers,
+            # memory write. An error of the work itself is kept aside and re-raised below,
+            # so that only the fence's own verdict fails the message here.
+            with context.lifecycle.fence(info) as token:
+                try:
+                    await self._answer_fenced(envelope, deadline, hook.deadline, token)
+                except Exception as exc:  # noqa: BLE001 - re-raised below, after the fence
+                    body_error = exc
+        except (ValisError, MemoryStoreError) as exc:
+            self._running = None
+            if envelope.state is EnvelopeState.RUNNING:
+                self._fail_message(envelope, exc)
+            return
+        if body_error is not None:
+            raise body_error
+
+    async def _answer_fenced(self, envelope: Envelope, deadline: float, cutoff: float, token: int | None) -> None:
+        """History, providers and memory write of one message, inside its lifecycle's fence."""
+        context = self._context
+        emit = context.emit
+        persona = envelope.persona
+        if token != self._token:
+            # A new fencing token (a new lease grant): another process may have written
+            # the session meanwhile, so the cached history is no longer the stored one.
+            self._history = None
+            self._token = token
+        prepare = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
         history: list[Turn] = []
         try:
             with prepare:
-                await context.lifecycle.before_message(info)
                 if envelope.history is not None:
                     history = list(envelope.history)  # the caller's history replaces the stored one
                 elif context.memory is not None:
@@ -311,7 +346,7 @@ class SessionActor:
             turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
             try:
                 with anyio.move_on_after(max(0.0, envelope.deadline - context.now())) as recording:
-                    await memory.record(self.session_id, turn)
+                    await memory.record(self.session_id, turn, token=token)
                 if recording.cancelled_caught:
                     # The commit goes on in the memory actor; the reply does not wait past its deadline.
                     logger.warning("session %r: the turn's commit was still pending at the deadline", self.session_id)

@@ -7,7 +7,9 @@ is the actor that owns every circuit; ``_delivery`` moves streamed chunks to the
 
 from ._breaker import BreakerActor as BreakerActor
 from ._breaker import BreakerStatistics as BreakerStatistics
+from ._breaker import BreakerSync as BreakerSync
 from ._breaker import CircuitState as CircuitState
+from ._breaker import SharedState as SharedState
 from ._cascade import FALLBACK_RESERVE as FALLBACK_RESERVE
 from ._cascade import Cascade as Cascade
 from ._cascade import CascadeResult as CascadeResult
@@ -17,8 +19,10 @@ __all__ = [
     "FALLBACK_RESERVE",
     "BreakerActor",
     "BreakerStatistics",
+    "BreakerSync",
     "Cascade",
     "CascadeResult",
     "CircuitState",
     "Delivery",
+    "SharedState",
 ]

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -213,6 +214,11 @@ class Config:
     server: Mapping[str, Any] = attrs.field(
         factory=dict, converter=dict, eq=False, repr=False, validator=lambda i, a, v: _check_plain_json(a.name, v)
     )
+    # Cluster mode's section, kept as written likewise: valis_actors.cluster validates it
+    # (ClusterConfig.from_config), so the core never imports the cluster package or coredis.
+    cluster: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=dict, eq=False, repr=False, validator=lambda i, a, v: _check_plain_json(a.name, v)
+    )
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> Config:
@@ -228,6 +234,10 @@ class Config:
         out: dict[str, Any] = get_converter().unstructure(self)
         out["providers"] = [p.to_json() for p in self.providers]
         out["server"] = _mask_secrets(self.server)
+        out["cluster"] = {
+            k: _URL_CREDENTIALS.sub(r"\1***@", v) if isinstance(v, str) else v
+            for k, v in _mask_secrets(self.cluster).items()
+        }
         return out
 
 
@@ -249,16 +259,19 @@ def _check_plain_json(path: str, value: Any, depth: int = 0) -> None:
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")
+_URL_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]*@")  # redis://:password@host
 
 
 def _mask_secrets(value: Any, name: str = "") -> Any:
-    """The value with every entry whose name sounds secret replaced by "***" (never printed)."""
+    """The value with every entry whose name sounds secret replaced by "***" (never printed), JSON-safe."""
     if any(word in name.lower() for word in _SECRET_WORDS) and value not in (None, "", [], {}):
         return "***"
     if isinstance(value, Mapping):
         return {k: _mask_secrets(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_secrets(v, name) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # kept as written (1e999 parses as inf), printed as strict JSON
     return value
 
 

@@ -7,6 +7,7 @@ the durable default (imported only when it is used: sqlite3 stays out of start-u
 
 from ._actor import Memory as Memory
 from ._actor import open_memory as open_memory
+from ._store import ConversationStore as ConversationStore
 from ._store import SessionSummary as SessionSummary
 
-__all__ = ["Memory", "SessionSummary", "open_memory"]
+__all__ = ["ConversationStore", "Memory", "SessionSummary", "open_memory"]

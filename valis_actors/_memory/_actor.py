@@ -6,10 +6,19 @@ thread for SQLite), answers the reads, then takes the next batch — turns that
 arrive while a commit runs go into the next transaction. With durability
 ``"commit"`` a turn's ``record`` returns only once its transaction committed;
 with ``"async"`` it returns at once (a crash may lose the last batch).
+
+Fencing: a turn may carry a fencing token (``record(..., token=)``, the lease epoch in
+cluster mode). A batch collects one token per session (a session's turns with another
+token start a new batch), and a *fenced* store (``fenced = True``) receives them as
+``append(rows, max_stored, epochs={session: token})`` and rejects stale ones inside its
+transaction. A store's calls may also be coroutines (a network store that is not
+``blocking``); they are awaited in the actor's task.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -74,6 +83,7 @@ class _Batch:
 
     rows: list[tuple[str, Turn]]
     done: anyio.Event
+    epochs: dict[str, int] = attrs.field(factory=dict)  # the fencing token of each session's turns
     error: MemoryStoreError | None = None
     waited: bool = False  # some writer waits for the commit (durability "commit")
 
@@ -114,17 +124,25 @@ class Memory:
         limit = self.max_turns if limit is None else limit
         return list(await self._call(_Recent(anyio.Event(), session_id=session_id, persona_id=persona_id, limit=limit)))
 
-    async def record(self, session_id: str, turn: Turn) -> None:
+    async def record(self, session_id: str, turn: Turn, *, token: int | None = None) -> None:
         """Store a turn; with ``durability="commit"`` return once it is committed.
 
         Turns join the open batch; only the first turn of a batch sends the actor a
         message, and every writer of the batch waits on the same event.
+
+        Args:
+            token: The writer's fencing token (the lease epoch in cluster mode); a fenced
+                store rejects the turn (a ``MemoryStoreError``) if it is not the session's current one.
         """
         batch = self._open
+        if batch is not None and token is not None and batch.epochs.get(session_id, token) != token:
+            batch = self._open = None  # another token for this session: its own transaction
         if batch is None:
             batch = self._open = _Batch([], anyio.Event())
             self._post(batch)
         batch.rows.append((session_id, turn))
+        if token is not None:
+            batch.epochs[session_id] = token
         if self.settings.durability != "commit":
             return
         batch.waited = True
@@ -156,7 +174,10 @@ class Memory:
         try:
             if self.store.blocking:
                 return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
-            return func(*args)
+            result = func(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
         except MemoryStoreError:
             raise
         except Exception as exc:
@@ -183,7 +204,9 @@ class Memory:
         if self._open is batch:
             self._open = None  # turns arriving during the commit start the next batch
         try:
-            await self._run_blocking(self.store.append, batch.rows, self.settings.max_turns_stored)
+            store: Any = self.store  # a fenced store's append takes the batch's epochs too
+            append = functools.partial(store.append, epochs=batch.epochs) if getattr(store, "fenced", False) else store.append
+            await self._run_blocking(append, batch.rows, self.settings.max_turns_stored)
         except MemoryStoreError as exc:
             batch.error = exc
             if not batch.waited:
@@ -208,8 +231,15 @@ def _open_store(settings: MemorySettings) -> ConversationStore:
 
 
 @asynccontextmanager
-async def open_memory(settings: MemorySettings) -> AsyncIterator[Memory | None]:
+async def open_memory(
+    settings: MemorySettings, store: ConversationStore | None = None
+) -> AsyncIterator[Memory | None]:
     """Open the store and run its actor; yields None when memory is disabled.
+
+    Args:
+        settings: The ``memory`` section.
+        store: A store to use instead of the one ``settings.backend`` names (cluster
+            mode's fenced stores); the memory actor owns it from here and closes it.
 
     Raises:
         MemoryStoreError: The store cannot be opened (e.g. a corrupt file), raised as itself.
@@ -217,7 +247,9 @@ async def open_memory(settings: MemorySettings) -> AsyncIterator[Memory | None]:
     if not settings.enabled:
         yield None
         return
-    if settings.backend == "memory":
+    if store is not None:
+        pass
+    elif settings.backend == "memory":
         store = _open_store(settings)
     else:
         store = await anyio.to_thread.run_sync(_open_store, settings)
@@ -236,4 +268,7 @@ async def open_memory(settings: MemorySettings) -> AsyncIterator[Memory | None]:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(store.close, limiter=memory._limiter)
         else:
-            store.close()
+            closed = getattr(store, "close")()  # noqa: B009 - may be a coroutine (a network store)
+            if inspect.isawaitable(closed):
+                with anyio.CancelScope(shield=True):
+                    await closed

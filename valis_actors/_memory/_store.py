@@ -40,6 +40,9 @@ class ConversationStore(Protocol):
 
     #: True if calls may block and must run in a worker thread.
     blocking: bool
+    # Optional: ``fenced = True`` if ``append`` takes ``epochs={session_id: fencing token}``
+    # and rejects stale tokens (cluster mode's stores). A store that is not blocking may
+    # also define its calls as coroutines, which the memory actor awaits.
 
     def append(self, rows: Sequence[tuple[str, Turn]], max_stored: int) -> None:
         """Store turns ``(session_id, turn)`` in one transaction; trim each session to ``max_stored``."""

@@ -10,7 +10,7 @@
     valis forget SESSION [--config PATH]
     valis config check [PATH]
     valis config schema
-    valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--config PATH]
+    valis serve [--host 127.0.0.1] [--port 8000] [--backend asyncio|trio] [--workers N] [--config PATH]
 
 Errors are one clear line on stderr (a config lists every problem) and a non-zero
 exit, never a traceback: 2 for bad config or input, 1 for a runtime failure
@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     serve.add_argument("--backend", choices=("asyncio", "trio"), default=None, dest="serve_backend",
                        help="event loop to run on")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port (default: 1; more needs cluster mode)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker of --workers
 
     config = sub.add_parser("config", help="check the config or print its JSON Schema")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -330,7 +333,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 from ..server import serve
             except ImportError as exc:
                 raise ConfigError(f"valis serve needs the server extra: pip install 'valis_actors[server]' ({exc})") from None
-            return serve(args.config, host=args.host, port=args.port, backend=args.serve_backend or args.backend)
+            return serve(args.config, host=args.host, port=args.port, backend=args.serve_backend or args.backend,
+                         workers=args.workers, reuse_port=args.reuse_port)
         commands = {"ask": _ask, "personas": _personas, "history": _history, "forget": _history}
         if args.command == "chat":
             from ._chat import chat

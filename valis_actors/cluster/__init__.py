@@ -14,6 +14,7 @@ from ._breaker import SharedBreaker as SharedBreaker
 from ._breaker import SharedCircuit as SharedCircuit
 from ._cluster import Cluster as Cluster
 from ._cluster import open_cluster as open_cluster
+from ._config import ClusterConfig as ClusterConfig
 from ._connection import ClusterSettings as ClusterSettings
 from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import RedisConnection as RedisConnection
@@ -29,13 +30,23 @@ from ._idempotency import IdempotencyRecords as IdempotencyRecords
 from ._lease import Lease as Lease
 from ._lease import LeaseStatistics as LeaseStatistics
 from ._lease import SessionLeases as SessionLeases
+from ._lifecycle import ClusterLifecycle as ClusterLifecycle
+from ._mode import BreakerSyncAdapter as BreakerSyncAdapter
+from ._mode import ClusterMode as ClusterMode
+from ._mode import ClusterStatistics as ClusterStatistics
+from ._mode import open_cluster_runtime as open_cluster_runtime
 from ._sqlite_fence import FencedSqliteStore as FencedSqliteStore
 from ._store import RedisConversationStore as RedisConversationStore
 
 __all__ = [
+    "BreakerSyncAdapter",
     "Cluster",
+    "ClusterConfig",
     "ClusterError",
+    "ClusterLifecycle",
+    "ClusterMode",
     "ClusterSettings",
+    "ClusterStatistics",
     "ClusterUnavailableError",
     "ConnectionStatistics",
     "FencedSqliteStore",
@@ -54,6 +65,7 @@ __all__ = [
     "SharedCircuit",
     "StaleEpochError",
     "open_cluster",
+    "open_cluster_runtime",
     "open_redis",
 ]
 

@@ -12,6 +12,8 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+import anyio
+
 from .. import Turn
 from .._memory import SessionSummary
 from . import _scripts
@@ -73,6 +75,8 @@ class RedisConversationStore:
             max_stored: Turns kept per (session, persona); older ones are trimmed.
             epochs: The epoch each session's writer holds (its lease grant's epoch).
 
+        Each session's rows are one script; the scripts of several sessions run at once.
+
         Raises:
             StaleEpochError: Some session's epoch is not its current one; those rows were
                 discarded, the other sessions' rows were stored.
@@ -81,11 +85,14 @@ class RedisConversationStore:
         by_session: dict[str, list[Turn]] = {}
         for session_id, turn in rows:
             by_session.setdefault(session_id, []).append(turn)
-        rejected: dict[str, tuple[int, int | None]] = {}
-        for session_id, turns in by_session.items():
-            epoch = epochs.get(session_id)
-            if epoch is None:
+        for session_id in by_session:
+            if session_id not in epochs:
                 raise KeyError(f"no epoch given for session {session_id!r}")
+        rejected: dict[str, tuple[int, int | None]] = {}
+        failures: list[BaseException] = []
+
+        async def store(session_id: str, turns: list[Turn]) -> None:
+            epoch = epochs[session_id]
             prefix = self._list_prefix(session_id)
             keys = [self._epoch_key(session_id), self._index_key(session_id)]
             args: list[str | int] = [str(epoch), max(1, max_stored)]
@@ -94,12 +101,28 @@ class RedisConversationStore:
                 if key not in keys:
                     keys.append(key)
                 args += [keys.index(key) + 1, turn.persona_id, _dump(turn)]
-            result = await self.connection.script(
-                f"store turns of session {session_id!r}", _scripts.APPEND_TURNS, keys, args
-            )
+            try:
+                result = await self.connection.script(
+                    f"store turns of session {session_id!r}", _scripts.APPEND_TURNS, keys, args
+                )
+            except Exception as exc:  # noqa: BLE001 - raised below, unwrapped, after the others
+                failures.append(exc)
+                return
             if not int(result[0]):
                 current = result[1] if len(result) > 1 else None
                 rejected[session_id] = (epoch, int(current) if current else None)
+
+        if len(by_session) == 1:
+            [(session_id, turns)] = by_session.items()
+            await store(session_id, turns)
+        else:
+            # One script per session, all in flight at once: a batch of many sessions costs
+            # about one round trip, not one per session.
+            async with anyio.create_task_group() as tg:
+                for session_id, turns in by_session.items():
+                    tg.start_soon(store, session_id, turns)
+        if failures:
+            raise failures[0]
         if rejected:
             raise StaleEpochError(rejected)
 

@@ -27,6 +27,7 @@ import valis_actors as va
 from valis_actors.observability import PrometheusMetrics, combine_hooks
 
 from ._anthropic import messages
+from ._cluster import cluster_metrics, cluster_readiness, open_server_runtime
 from ._errors import ApiError, openai_body
 from ._flights import FlightTable
 from ._openai import chat_completions, list_models, retrieve_model
@@ -89,10 +90,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with va.open_runtime(run_config, event_hook=hook) as runtime:
+        async with open_server_runtime(run_config, hook) as (runtime, cluster):
             metrics.bind(runtime)
             async with anyio.create_task_group() as flights:
-                service = Service(runtime, run_settings, FlightTable(flights, run_settings.dedupe_window))
+                service = Service(
+                    runtime, run_settings, FlightTable(flights, run_settings.dedupe_window), cluster=cluster
+                )
                 app.state.valis = service
                 try:
                     yield
@@ -161,12 +164,17 @@ async def readyz(request: Request) -> Response:
         return Response(b'{"status":"starting"}', status_code=503, media_type="application/json")
     stats = service.runtime.statistics()
     ready = not (service.draining or stats.closed)
-    body = {
+    body: dict[str, Any] = {
         "status": "ready" if ready else "draining",
         "circuits": {name: str(b.state) for name, b in stats.breakers.items()},
         "live_sessions": stats.live_sessions,
         "attempts_in_flight": stats.attempts_in_flight,
     }
+    if service.cluster is not None:
+        # Without Redis no session can be taken on (fail closed): not ready.
+        redis_up, body["cluster"] = await cluster_readiness(service.cluster)
+        if ready and not redis_up:
+            ready, body["status"] = False, "redis_unavailable"
     headers = {} if ready else {"retry-after": str(service.settings.retry_after)}
     return Response(json.dumps(body), status_code=200 if ready else 503, headers=headers,
                     media_type="application/json")
@@ -175,4 +183,8 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format."""
     metrics: PrometheusMetrics = request.app.state.valis_metrics
-    return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    text = metrics.exposition()
+    service = request.app.state.valis
+    if isinstance(service, Service) and service.cluster is not None:
+        text += cluster_metrics(service.cluster).encode()
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -109,7 +109,19 @@ ERROR_MAP: Mapping[type[va.ValisError], tuple[int, str, str, bool]] = {
 
 
 def from_valis_error(exc: va.ValisError) -> ApiError:
-    """The HTTP error for a runtime error (its message is written for users: no secrets)."""
+    """The HTTP error for a runtime error (its message is written for users: no secrets).
+
+    Cluster mode's errors have their rows in ``_cluster.cluster_error_map`` (kept there so
+    that a server not in cluster mode never imports ``valis_actors.cluster``).
+    """
+    from ._cluster import cluster_row
+
+    found = cluster_row(exc)
+    if found is not None:
+        (status, kind, code, retry), retry_after = found
+        if retry_after is None and retry:
+            retry_after = 5.0
+        return ApiError(status, str(exc), type=kind, code=code, retry=retry, retry_after=retry_after)
     for cls in type(exc).__mro__:
         row = ERROR_MAP.get(cls)
         if row is not None:

@@ -95,6 +95,7 @@ async def run_server(
     port: int = 8000,
     handle_signals: bool = True,
     announce: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
     task_status: TaskStatus[ServerHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT (or ``ServerHandle.drain()``), drain, and return.
@@ -103,6 +104,9 @@ async def run_server(
     gets a ``ServerHandle`` once the socket listens (port 0 picks a free port);
     requests sent before the lifespan has started wait in the listen backlog.
 
+    ``reuse_port`` binds with ``SO_REUSEPORT`` (``valis serve --workers``: several
+    processes listen on one port and the kernel spreads connections over them).
+
     Raises:
         ConfigError: A non-loopback ``host`` while the app has no API keys.
     """
@@ -110,7 +114,7 @@ async def run_server(
     check_exposure(host, settings)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=1024)
+        sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=reuse_port)
     except OSError as exc:
         raise va.ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
     # Accepted sockets inherit it. asyncio sets it itself only on sockets whose proto is
@@ -179,17 +183,26 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     backend: str = "asyncio",
+    workers: int = 1,
+    reuse_port: bool = False,
 ) -> int:
     """``valis serve``: load the config, check exposure, serve until a signal; the exit code.
 
+    With ``workers`` > 1 (cluster mode only), run that many worker processes on one port.
+
     Raises:
-        ConfigError: A bad config, or a non-loopback host without API keys.
+        ConfigError: A bad config, a non-loopback host without API keys, or ``workers`` > 1
+            without cluster mode.
     """
     from ._app import create_app
     from ._settings import load_server_config
+    from ._workers import check_workers, serve_workers
 
     config, settings = load_server_config(config_path)
     check_exposure(host, settings)
+    check_workers(workers, config)
+    if workers > 1:
+        return serve_workers(workers, config_path=config_path, host=host, port=port, backend=backend)
     app = create_app(config, settings=settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -199,9 +212,11 @@ def serve(
         print(f"valis serve: {url}/v1 on {backend}, {auth}; chat page at {url}/; Ctrl+C or SIGTERM drains "
               "and stops", file=sys.stderr)
 
-    anyio.run(_serve_main, app, host, port, announce, backend=backend)
+    anyio.run(_serve_main, app, host, port, announce, reuse_port, backend=backend)
     return 0
 
 
-async def _serve_main(app: Starlette, host: str, port: int, announce: Callable[[str], None]) -> None:
-    await run_server(app, host=host, port=port, announce=announce)
+async def _serve_main(
+    app: Starlette, host: str, port: int, announce: Callable[[str], None], reuse_port: bool
+) -> None:
+    await run_server(app, host=host, port=port, announce=announce, reuse_port=reuse_port)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
 import valis_actors as va
@@ -15,6 +17,9 @@ from ._flights import Flight, FlightTable
 from ._requests import ChatRequest
 from ._sessions import ResolvedSession, resolve_session
 from ._settings import ServerSettings
+
+if TYPE_CHECKING:
+    from valis_actors.cluster import ClusterMode, IdempotencyRecords
 
 __all__ = ["Accepted", "Service"]
 
@@ -31,10 +36,26 @@ class Accepted:
 class Service:
     """What the endpoints share: the runtime, the settings, the flights, the drain flag."""
 
-    def __init__(self, runtime: va.Runtime, settings: ServerSettings, flights: FlightTable) -> None:
+    def __init__(
+        self,
+        runtime: va.Runtime,
+        settings: ServerSettings,
+        flights: FlightTable,
+        *,
+        cluster: ClusterMode | None = None,
+    ) -> None:
         self.runtime = runtime
         self.settings = settings
         self.flights = flights
+        # Cluster mode: flights are shared by every worker through records in Redis
+        # (an Idempotency-Key for the idempotency ttl, a body digest for the dedupe window).
+        self.cluster = cluster
+        self._records: dict[str, IdempotencyRecords] = {}
+        if cluster is not None:
+            from valis_actors.cluster import IdempotencyRecords
+
+            self._records["idem"] = cluster.cluster.idempotency
+            self._records["body"] = IdempotencyRecords(cluster.cluster.connection, ttl=settings.dedupe_window)
         self.draining = False
         self._keys = [key.encode() for key in settings.api_keys]
         self._prompts: dict[str, str] = {}
@@ -122,7 +143,18 @@ class Service:
         system_prompt = self._system_prompt(persona, request.system)
         runtime = self.runtime
 
+        records = self._records.get(flight_key[0])
+
         async def job(flight: Flight) -> va.Reply:
+            if records is not None:
+                from ._cluster import deduplicated
+
+                deadline = anyio.current_time() + runtime.config.response_deadline
+                record_key = hashlib.sha256("\0".join(flight_key).encode()).hexdigest()
+                return await deduplicated(records, record_key, deadline, lambda: answer(flight))
+            return await answer(flight)
+
+        async def answer(flight: Flight) -> va.Reply:
             if not request.stream:
                 return await runtime.ask(
                     session.session_id, persona.id, request.message, history=history, system_prompt=system_prompt
