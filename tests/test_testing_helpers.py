@@ -221,8 +221,10 @@ def test_override_provider_refuses_what_it_cannot_do_with_the_fix() -> None:
     with pytest.raises(va.ConfigError) as caught:
         override_provider(config, "llm", {"chunks": "three", "bogus": 1})
     assert caught.value.problems == (
-        "unknown key 'bogus'; known keys: script, default, fault_rate, faults, seed, model, chunks, prefill"
-        " @ $.providers[0]",
+        (
+            "unknown key 'bogus'; known keys: script, default, fault_rate, faults, seed, model, chunks, prefill"
+            " @ $.providers[0]"
+        ),
         "expected an integer, got str 'three' @ $.providers[0].chunks",
     )
     with pytest.raises(va.ConfigError, match="must be ScriptedOptions or a mapping, got Step"):
