@@ -13,11 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
-from cattrs.errors import (
-    ClassValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationError,
-)
 
 
 class FieldValueError(ValueError):
@@ -91,6 +86,9 @@ def did_you_mean(word: str, candidates: Any) -> str:
 
 def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
     """Flatten a cattrs error tree into one human line per problem, each ending in ``@ path``."""
+    # Imported here: a cattrs error exists only once cattrs has been imported to raise it.
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
     if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:

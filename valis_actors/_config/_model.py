@@ -14,10 +14,9 @@ import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
 from .._errors import ConfigError
 from .._validation import (
@@ -41,6 +40,9 @@ from ..providers._base import (
     set_options_structurer,
 )
 from ..providers._common import shown_env
+
+if TYPE_CHECKING:  # cattrs is imported when the converter is first built (keeps the import fast)
+    import cattrs
 
 __all__ = [
     "Config",
@@ -293,6 +295,8 @@ class _OptionsError(ValueError):
 
 
 def _make_converter() -> cattrs.Converter:
+    import cattrs
+
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     conv.register_structure_hook(int, strict_int)
     conv.register_structure_hook(float, strict_float)
@@ -348,7 +352,9 @@ def _problems(exc: BaseException, path: str = "$") -> list[str]:
             text, _, where = line.rpartition(" @ $")
             rerooted.append(f"{text} @ {path}{where}")
         return rerooted
-    if isinstance(exc, cattrs.ClassValidationError):
+    from cattrs import ClassValidationError  # loaded: the converter raised exc
+
+    if isinstance(exc, ClassValidationError):
         lines: list[str] = []
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
