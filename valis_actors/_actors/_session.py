@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -219,7 +220,13 @@ class SessionActor:
             await self._run_call(envelope)
             return
         delivery = envelope.delivery
-        info = MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
+        context = self._context
+        # Built only for a lifecycle that has hooks around messages (the default has none).
+        info = (
+            MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
+            if context.hooks_before_message or context.hooks_after_reply
+            else None
+        )
         try:
             await self._answer(envelope, info)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -229,9 +236,10 @@ class SessionActor:
         finally:
             if delivery is not None:
                 delivery.close()
-        await self._lifecycle("after_reply", info)
+        if info is not None and context.hooks_after_reply:
+            await self._lifecycle("after_reply", info)
 
-    async def _answer(self, envelope: Envelope, info: MessageInfo) -> None:
+    async def _answer(self, envelope: Envelope, info: MessageInfo | None) -> None:
         context = self._context
         emit = context.emit
         persona = envelope.persona
@@ -239,30 +247,38 @@ class SessionActor:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
         deadline = self._effective_deadline(envelope)
         self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
-        # Everything before the providers (lifecycle hook, history load) runs under the
-        # message's deadline and is cancelled by a caller who gives up, like the attempts.
-        prepare = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
-        history: list[Turn] = []
-        try:
-            with prepare:
-                await context.lifecycle.before_message(info)
-                if envelope.history is not None:
-                    history = list(envelope.history)  # the caller's history replaces the stored one
-                elif context.memory is not None:
-                    history = await self._load_history(persona.id)
-        except (ValisError, MemoryStoreError) as exc:
-            self._running = None
-            self._fail_message(envelope, exc)
-            return
-        if envelope.abandoned:
-            self._running = None
-            self._drop(envelope)
-            return
-        if prepare.cancelled_caught:
-            # The deadline passed while preparing: no history, and the cascade (its scope
-            # already due) answers with the persona fallback at once.
-            logger.warning("session %r: message %d prepared past its deadline; answering without history",
-                           self.session_id, envelope.seq)
+        cutoff = deadline - FALLBACK_RESERVE
+        # The caller's history (a tuple) replaces the stored one; the stored one is the
+        # session's cached list, which the turn is appended to once it is recorded.
+        history: Sequence[Turn] = envelope.history if envelope.history is not None else ()
+        loaded: list[Turn] | None = None
+        hook = info is not None and context.hooks_before_message
+        load = envelope.history is None and context.memory is not None
+        if hook or load:
+            # Everything before the providers that waits (lifecycle hook, history load) runs under
+            # the message's deadline and is cancelled by a caller who gives up, like the attempts.
+            # Nothing to wait for (the default lifecycle, no memory): no scope, no timer.
+            prepare = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
+            try:
+                with prepare:
+                    if hook and info is not None:
+                        await context.lifecycle.before_message(info)
+                    if load:
+                        history = loaded = await self._load_history(persona.id)
+            except (ValisError, MemoryStoreError) as exc:
+                self._running = None
+                self._fail_message(envelope, exc)
+                return
+            if envelope.abandoned:
+                self._running = None
+                self._drop(envelope)
+                return
+            if prepare.cancelled_caught:
+                # The deadline passed while preparing: no history, and the cascade (its scope
+                # already due) answers with the persona fallback at once.
+                logger.warning("session %r: message %d prepared past its deadline; answering without history",
+                               self.session_id, envelope.seq)
+            cutoff = prepare.deadline  # callers queued meanwhile may have tightened it
         request = ProviderRequest(
             session_id=self.session_id,
             persona=persona,
@@ -274,7 +290,7 @@ class SessionActor:
         )
         # One scope per message: its deadline bounds the provider attempts (callers behind
         # may tighten it), and a caller who gives up cancels it (marking the envelope).
-        scope = envelope.scope = self._running = anyio.CancelScope(deadline=prepare.deadline)
+        scope = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
@@ -323,7 +339,7 @@ class SessionActor:
                 self._fail_message(envelope, exc)
                 return
             # The session's cached history follows the store, whatever history this turn was sent with.
-            cached = history if envelope.history is None else (self._history or {}).get(persona.id)
+            cached = loaded if envelope.history is None else (self._history or {}).get(persona.id)
             if memory.max_turns and cached is not None:
                 cached.append(turn)
                 del cached[: -memory.max_turns]
