@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
 from .._cascade import Cascade
@@ -111,6 +112,9 @@ class SessionContext:
     system_prompt: Callable[[Persona, str, Sequence[Turn], str], str]
     lifecycle: SessionLifecycle
     book: SessionBook = attrs.field(factory=SessionBook)
+    # Builds a message's cancel scope: the backend's own class, which the runtime looks up
+    # once (``anyio.CancelScope(...)`` finds the backend on every call).
+    new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
     # Whether the lifecycle overrides these hooks: the default ones do nothing, and a message
     # spares their coroutine, its MessageInfo and (before_message) a cancel scope and timer.
     hooks_before_message: bool = attrs.field(init=False)

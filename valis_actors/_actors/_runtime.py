@@ -132,7 +132,8 @@ class Runtime(metaclass=NoPublicConstructor):
         )
         self._prompts: dict[str, str] = {}
         self._context = SessionContext(
-            cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle
+            cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle,
+            new_scope=type(anyio.CancelScope()),  # like the Event class above: no backend look-up per message
         )
         self._book = self._context.book
         self._sessions: dict[str, SessionActor] = {}

@@ -258,7 +258,7 @@ class SessionActor:
             # Everything before the providers that waits (lifecycle hook, history load) runs under
             # the message's deadline and is cancelled by a caller who gives up, like the attempts.
             # Nothing to wait for (the default lifecycle, no memory): no scope, no timer.
-            prepare = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
+            prepare = envelope.scope = self._running = context.new_scope(deadline=cutoff)
             try:
                 with prepare:
                     if hook and info is not None:
@@ -290,7 +290,7 @@ class SessionActor:
         )
         # One scope per message: its deadline bounds the provider attempts (callers behind
         # may tighten it), and a caller who gives up cancels it (marking the envelope).
-        scope = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
+        scope = envelope.scope = self._running = context.new_scope(deadline=cutoff)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
