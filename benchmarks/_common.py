@@ -224,14 +224,57 @@ def alternating(reps: int, variants: Sequence[str]) -> Iterator[tuple[int, str]]
             yield rep, variant
 
 
-async def drive(n: int, call: Callable[[int], Awaitable[Any]], duration: float) -> dict[str, Any]:
+class GcMeter:
+    """What the cyclic garbage collector saw over a window: collections per generation, objects.
+
+    ``young_objects`` is the growth of generation 0's count summed over the window: every
+    GC-tracked object allocated and not freed (by reference counting) before the next young
+    collection adds one. It is what makes young collections run, so it is the allocation
+    figure that costs CPU; objects allocated and freed at once (most temporaries) do not
+    count. ``collected`` is cyclic garbage: objects only the collector could free.
+    """
+
+    def __init__(self) -> None:
+        self.young_objects = 0
+        self._stats0: list[dict[str, int]] = []
+        self._count0 = 0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":  # generation 0's count is reset by every collection
+            self.young_objects += gc.get_count()[0]
+
+    def start(self) -> None:
+        self._stats0 = gc.get_stats()
+        self._count0 = gc.get_count()[0]
+        self.young_objects = 0
+        gc.callbacks.append(self._callback)
+
+    def stop(self, calls: int) -> dict[str, float]:
+        gc.callbacks.remove(self._callback)
+        self.young_objects += gc.get_count()[0] - self._count0
+        stats = gc.get_stats()
+        per = max(calls, 1)
+        return {
+            "gc_young_objects_per_call": self.young_objects / per,
+            "gc_collected_per_call": sum(b["collected"] - a["collected"] for a, b in zip(self._stats0, stats)) / per,
+            **{
+                f"gc_gen{g}_per_1000_calls": (stats[g]["collections"] - self._stats0[g]["collections"]) * 1000 / per
+                for g in range(3)
+            },
+        }
+
+
+async def drive(
+    n: int, call: Callable[[int], Awaitable[Any]], duration: float, *, gc_meter: bool = False
+) -> dict[str, Any]:
     """N caller tasks calling ``call(i)`` back to back, measured in steady state for ``duration`` s.
 
     Each caller makes a warm-up call (activation, connections) and all wait for each
     other; then they all start, and the window opens once n more calls have ended (a
     full round: the synchronized start is over). Returns the rate (calls/s ending in
     the window), latency p50/p99 (us) of those calls, and this process's CPU time per
-    call (us) over the window.
+    call (us) over the window; with ``gc_meter``, also what :class:`GcMeter` saw
+    (its callback costs a little CPU per collection).
     """
     import anyio
 
@@ -273,14 +316,20 @@ async def drive(n: int, call: Callable[[int], Awaitable[Any]], duration: float) 
         settle()
         go.set()
         await ramped.wait()
+        meter = GcMeter() if gc_meter else None
+        if meter:
+            meter.start()
         cpu0, t0 = time.process_time(), perf()
         measuring = True
         await anyio.sleep(duration)
         stop = True
         elapsed = perf() - t0
         cpu = time.process_time() - cpu0
+        # Calls that end after `stop` are not counted: close the meter on what was counted so far.
+        gc_figures = meter.stop(len(latencies)) if meter else {}
     count = len(latencies)
     return {
+        **gc_figures,
         "rate": count / elapsed,
         "count": count,
         "p50_us": percentile(latencies, 50) * 1e6,
@@ -297,6 +346,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_us": middle["p50_us"],
         "p99_us": middle["p99_us"],
         "cpu_us_per_call": median(r["cpu_us_per_call"] for r in runs),
+        **{key: median(r[key] for r in runs) for key in runs[0] if key.startswith("gc_")},
         "runs": runs,
     }
 

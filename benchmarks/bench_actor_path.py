@@ -1,7 +1,7 @@
 """Actor path: ``Runtime.ask`` with an instant in-process provider vs a bare anyio request/reply loop.
 
     python benchmarks/bench_actor_path.py [--quick] [--json OUT] [--provider instant|scripted]
-        [--sessions 1,100,10000] [--duration 2] [--reps 3] [--profile asyncio|trio]
+        [--sessions 1,100,10000] [--duration 2] [--reps 3] [--allocs] [--profile asyncio|trio]
 
 For each session count N: N caller tasks, one per session, each asking back to back.
 
@@ -20,6 +20,12 @@ Each backend runs in a fresh subprocess; inside it the variants alternate, each
 measured ``--reps`` times for ``--duration`` seconds after a warm-up message per
 session (activation is not in the window); the median rate is reported. Target:
 runtime / baseline >= 0.5 on both backends.
+
+``--allocs`` also prints what each message costs the garbage collector, over the same
+window (``_common.GcMeter``): GC-tracked objects per message that reach the young
+generation (allocated and not freed by reference counting before the next young
+collection: what makes the collector run), cyclic garbage per message, and young /
+middle / full collections per 1 000 messages.
 
 ``--profile BACKEND`` instead runs the runtime variant at 100 sessions under
 cProfile (and pyinstrument if installed) and prints the top functions.
@@ -68,7 +74,7 @@ class _Request:
         self.done = anyio.Event()
 
 
-async def measure_baseline(n: int, duration: float) -> dict[str, Any]:
+async def measure_baseline(n: int, duration: float, *, gc_meter: bool = False) -> dict[str, Any]:
     """The bare request/reply loop: N servers with a bounded stream each, N callers."""
     answer = "An instant answer."
     streams = [anyio.create_memory_object_stream[_Request](MAILBOX_SIZE) for _ in range(n)]
@@ -103,13 +109,15 @@ async def measure_baseline(n: int, duration: float) -> dict[str, Any]:
     async with anyio.create_task_group() as tg:
         for _, receive in streams:
             tg.start_soon(server, receive)
-        result = await c.drive(n, call, duration)
+        result = await c.drive(n, call, duration, gc_meter=gc_meter)
         for send in sends:
             send.close()
     return result
 
 
-async def measure_runtime(n: int, duration: float, *, hook: bool, provider: str) -> dict[str, Any]:
+async def measure_runtime(
+    n: int, duration: float, *, hook: bool, provider: str, gc_meter: bool = False
+) -> dict[str, Any]:
     events = [0]
 
     def count_event(event: va.RuntimeEvent) -> None:
@@ -123,7 +131,7 @@ async def measure_runtime(n: int, duration: float, *, hook: bool, provider: str)
         async def call(i: int) -> va.Reply:
             return await ask(sessions[i], "jane", MESSAGE)
 
-        result = await c.drive(n, call, duration)
+        result = await c.drive(n, call, duration, gc_meter=gc_meter)
     result["events"] = events[0]
     return result
 
@@ -132,7 +140,7 @@ VARIANTS = ("baseline", "runtime", "runtime+hook")
 
 
 async def child_main(
-    backend: str, sizes: list[int], duration: float, reps: int, provider: str
+    backend: str, sizes: list[int], duration: float, reps: int, provider: str, allocs: bool
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for n in sizes:
@@ -140,9 +148,11 @@ async def child_main(
         for _, variant in c.alternating(reps, VARIANTS):
             c.settle()
             if variant == "baseline":
-                r = await measure_baseline(n, duration)
+                r = await measure_baseline(n, duration, gc_meter=allocs)
             else:
-                r = await measure_runtime(n, duration, hook=variant == "runtime+hook", provider=provider)
+                r = await measure_runtime(
+                    n, duration, hook=variant == "runtime+hook", provider=provider, gc_meter=allocs
+                )
             runs[variant].append(r)
         out[str(n)] = runs
     return out
@@ -182,6 +192,9 @@ def main() -> int:
     p.add_argument("--sessions", help="comma-separated session counts (default 1,100,10000)")
     p.add_argument("--duration", type=float, help="seconds measured per run (default 2)")
     p.add_argument("--reps", type=int, help="runs per variant (default 3)")
+    p.add_argument(
+        "--allocs", action="store_true", help="also print GC-tracked objects and collections per message"
+    )
     p.add_argument("--profile", choices=c.BACKENDS, help="profile the runtime variant instead")
     p.add_argument("--child", choices=c.BACKENDS, help=argparse_hidden())
     args = p.parse_args()
@@ -196,7 +209,9 @@ def main() -> int:
         profile(args.profile, sizes[1] if len(sizes) > 1 else sizes[0], duration * 2, args.provider)
         return 0
     if args.child:
-        result = anyio.run(child_main, args.child, sizes, duration, reps, args.provider, backend=args.child)
+        result = anyio.run(
+            child_main, args.child, sizes, duration, reps, args.provider, args.allocs, backend=args.child
+        )
         print(json.dumps(result))
         return 0
 
@@ -213,6 +228,7 @@ def main() -> int:
             str(reps),
             "--provider",
             args.provider,
+            *(["--allocs"] if args.allocs else []),
         ],
         quick=args.quick,
     )
@@ -247,6 +263,36 @@ def main() -> int:
         ["backend", "sessions", "variant", "msgs/s", "ratio", "p50 us", "p99 us", "CPU us/msg"],
         rows,
     )
+    if args.allocs:
+        alloc_rows = []
+        for backend, per_n in results.items():
+            for n, per in per_n.items():
+                base = per["baseline"]
+                for variant in VARIANTS:
+                    r = per[variant]
+                    alloc_rows.append(
+                        [
+                            backend,
+                            n,
+                            variant,
+                            f"{r['gc_young_objects_per_call']:.2f}",
+                            f"{r['gc_young_objects_per_call'] / base['gc_young_objects_per_call']:.1f}x"
+                            if base["gc_young_objects_per_call"] >= 0.05
+                            else "-",
+                            f"{r['gc_collected_per_call']:.2f}",
+                            f"{r['gc_gen0_per_1000_calls']:.1f}",
+                            f"{r['gc_gen1_per_1000_calls']:.2f}",
+                            f"{r['gc_gen2_per_1000_calls']:.3f}",
+                        ]
+                    )
+        c.table(
+            "what a message costs the garbage collector (same runs, median)",
+            [
+                "backend", "sessions", "variant", "young objs/msg", "vs baseline", "cyclic garbage/msg",
+                "gen0 per 1k msgs", "gen1 per 1k", "gen2 per 1k",
+            ],
+            alloc_rows,
+        )
     worst = min(per["runtime"]["ratio"] for per_n in results.values() for per in per_n.values())
     print(
         f"\ntarget: runtime/baseline >= 0.5 on both backends (hook off): worst {worst:.2f} -> "

@@ -11,7 +11,10 @@ message different (no dedupe replay). Variants, alternated between runs:
 - bare: Starlette + Hypercorn, one route that reads the JSON body and returns a
   fixed chat.completion body of the same shape (the floor);
 - valis: ``valis_actors.server.create_app`` with an instant in-process provider,
-  memory off, defaults otherwise (metrics on; OpenTelemetry API without an SDK).
+  memory off, defaults otherwise (metrics on; OpenTelemetry API without an SDK),
+  served by ``run_server`` as a library user would: the collector left alone;
+- valis serve: the same, with the collector tuned once the app is up, as ``valis serve``
+  does (``run_server(tune_gc=True)``: ``gc.freeze()`` and a higher young threshold).
 
 Reported: req/s, latency p50/p99, the server process's CPU per request (from
 /proc), and valis/bare throughput. Target: >= 0.5x the bare endpoint at 64.
@@ -19,7 +22,7 @@ Reported: req/s, latency p50/p99, the server process's CPU per request (from
 LiteLLM proxy (``--litellm-python`` naming an interpreter with ``litellm[proxy]``; it
 needs openai<3, so its own environment): ``litellm --config`` in front of the fake
 LLM server (``valis_actors.testing._fakeserver``), against ``valis serve`` with an
-openai provider in front of the same fake server, asyncio only. Target: >= 5x its
+openai provider in front of the same fake server (tuned as ``valis serve`` is), asyncio only. Target: >= 5x its
 req/s at 64 with a p99 at least 5x lower. Skipped (and said so) without it.
 """
 
@@ -87,7 +90,7 @@ def serve_child(kind: str, backend: str, upstream: str | None) -> None:
 
     from valis_actors.server import run_server
 
-    app = bare_app() if kind == "bare" else valis_app(upstream)
+    app = bare_app() if kind == "bare" else valis_app(upstream)  # valis, valis-serve
     if kind == "bare":  # run_server reads the settings the valis app carries
         from valis_actors.server import ServerSettings
 
@@ -98,7 +101,7 @@ def serve_child(kind: str, backend: str, upstream: str | None) -> None:
         print(f"listening on {url}", flush=True)
 
     async def main() -> None:
-        await run_server(app, port=0, announce=announce)
+        await run_server(app, port=0, announce=announce, tune_gc=kind == "valis-serve")
 
     anyio.run(main, backend=backend)
 
@@ -224,7 +227,7 @@ def run_litellm(python: str, conc: list[int], duration: float, reps: int) -> dic
             runs: dict[str, list[dict[str, Any]]] = {"valis-openai": [], "litellm": []}
             for _, variant in c.alternating(reps, list(runs)):
                 context = litellm_proxy(python, upstream) if variant == "litellm" else server(
-                    "valis", "asyncio", upstream)
+                    "valis-serve", "asyncio", upstream)
                 with context as (url, pid):
                     runs[variant].append(anyio.run(measure, url, pid, n, duration))
             for variant, got in runs.items():
@@ -253,7 +256,7 @@ def main() -> int:
     duration = args.duration or (0.2 if args.quick else 3.0)
     reps = args.reps or (1 if args.quick else 3)
     conc = [int(x) for x in (args.concurrency or ("1,8" if args.quick else "1,64")).split(",")]
-    variants = {"bare": ("bare", None), "valis": ("valis", None)}
+    variants = {"bare": ("bare", None), "valis": ("valis", None), "valis-serve": ("valis-serve", None)}
     results: dict[str, Any] = {}
     for backend in c.BACKENDS:
         c.progress(f"{backend}:")
@@ -261,8 +264,12 @@ def main() -> int:
     rows = []
     for backend, got in results.items():
         for n in conc:
-            bare, valis = got[f"bare@{n}"], got[f"valis@{n}"]
-            for name, r in (("bare Starlette+Hypercorn", bare), ("valis serve", valis)):
+            bare = got[f"bare@{n}"]
+            for name, r in (
+                ("bare Starlette+Hypercorn", bare),
+                ("valis, GC untouched (run_server)", got[f"valis@{n}"]),
+                ("valis serve (GC tuned)", got[f"valis-serve@{n}"]),
+            ):
                 rows.append([backend, n, name, c.fmt(r["rate"], ".0f"), c.fmt(r["p50_us"] / 1000, ".2f"),
                              c.fmt(r["p99_us"] / 1000, ".2f"), c.fmt(r["server_cpu_us_per_call"], ".0f"),
                              c.fmt(r["rate"] / bare["rate"], ".2f") + "x"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from types import ModuleType
@@ -68,13 +69,40 @@ def test_import_does_not_import_provider_sdks() -> None:
     assert out.strip() == "set()"
 
 
-def test_import_keeps_the_optional_stacks_out() -> None:
-    # Each of these is imported only when its feature is used (memory on SQLite, the server,
-    # tracing, cluster mode, the trio backend, a provider).
-    stacks = {
-        "sqlite3", "starlette", "hypercorn", "prometheus_client", "opentelemetry", "coredis", "trio",
-        "openai", "anthropic", "httpx",
-    }
-    code = f"import sys, valis_actors; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(stacks)!r})))"
+def _top_level_modules_after(code: str) -> set[str]:
+    code += "\nimport sys; print(sorted({m.split('.')[0] for m in sys.modules}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    return set(ast.literal_eval(out.strip()))
+
+
+# Each of these is imported only when its feature is used (memory on SQLite, the server,
+# tracing, cluster mode, the trio backend, a provider, config loading).
+OPTIONAL_STACKS = {
+    "sqlite3", "starlette", "hypercorn", "prometheus_client", "opentelemetry", "coredis", "trio",
+    "openai", "anthropic", "httpx", "httpx2", "aiohttp", "cattrs",
+}
+
+
+def test_import_keeps_the_optional_stacks_out() -> None:
+    # `import valis_actors` imports the error tree only: the runtime stack too waits for first use.
+    loaded = _top_level_modules_after("import valis_actors")
+    assert loaded & (OPTIONAL_STACKS | {"anyio", "attrs", "attr"}) == set()
+    assert not any(m.startswith("valis_actors._actors") for m in loaded)
+
+
+def test_using_the_runtime_names_still_imports_no_converter_or_sdk() -> None:
+    # The names a program touches before it loads a config: the converters are built on first use.
+    code = "from valis_actors import Config, Persona, PersonaStore, Reply, Runtime, open_runtime"
+    assert _top_level_modules_after(code) & OPTIONAL_STACKS == set()
+
+
+def test_lazy_names_resolve_once_and_report_the_public_module() -> None:
+    code = (
+        "import valis_actors as va\n"
+        "first = va.open_runtime\n"
+        "assert va.open_runtime is first and 'open_runtime' in vars(va)\n"
+        "assert set(va.__all__) <= set(dir(va))\n"
+        "print(va.Runtime.__module__, va.CircuitState.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["valis_actors", "valis_actors"]

@@ -16,15 +16,10 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    ClassValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationError,
-)
 
 if TYPE_CHECKING:
     from cattrs import Converter
+    from cattrs.errors import ClassValidationError
 
 
 class FieldValueError(ValueError):
@@ -196,6 +191,8 @@ def did_you_mean(word: str, candidates: Any) -> str:
 
 def attribute_errors(exc: ClassValidationError) -> Iterator[tuple[BaseException, str | None]]:
     """A class's errors in the order raised, each with its attribute's name (None: none noted)."""
+    from cattrs.errors import AttributeValidationNote
+
     for sub in exc.exceptions:
         note = next((n for n in getattr(sub, "__notes__", ()) if isinstance(n, AttributeValidationNote)), None)
         yield sub, None if note is None else note.name
@@ -203,6 +200,9 @@ def attribute_errors(exc: ClassValidationError) -> Iterator[tuple[BaseException,
 
 def describe_errors(exc: BaseException, path: str = "$") -> Iterator[str]:
     """Flatten a cattrs error tree into one human line per problem, each ending in ``@ path``."""
+    # Imported here: a cattrs error exists only once cattrs has been imported to raise it.
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
     if isinstance(exc, ClassValidationError):
         for sub, name in attribute_errors(exc):
             yield from describe_errors(sub, path if name is None else f"{path}.{name}")
@@ -244,6 +244,9 @@ def structure_every_field(conv: Converter, value: Any, cls: type[Any]) -> Any:
     unknown keys (with a did-you-mean), each value's type, then each field's converter and
     validator; all their errors are raised together as one ``ClassValidationError``.
     """
+    # Imported here: this runs only once a converter (and so cattrs) exists.
+    from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError
+
     if not isinstance(value, Mapping):
         raise StrictTypeError("an object", value)
     fields = [f for f in attrs.fields(cls) if f.init]

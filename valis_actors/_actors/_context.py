@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
 from .._cascade import Cascade
@@ -93,6 +94,12 @@ class SessionLifecycle:
         """The session's task ends (parked, passivated, or the runtime closing)."""
 
 
+def _overrides(lifecycle: SessionLifecycle, hook: str) -> bool:
+    """Whether ``lifecycle`` has its own ``hook`` (on its class or the instance), not the no-op."""
+    own = getattr(type(lifecycle), hook, None) is not getattr(SessionLifecycle, hook)
+    return own or hook in getattr(lifecycle, "__dict__", {})
+
+
 @attrs.define(eq=False)
 class SessionBook:
     """Bookkeeping shared by the runtime and its session actors, by design.
@@ -121,6 +128,19 @@ class SessionContext:
     system_prompt: Callable[[Persona, str, Sequence[Turn], str], str]
     lifecycle: SessionLifecycle
     book: SessionBook = attrs.field(factory=SessionBook)
+    # Builds a message's cancel scope: the backend's own class, which the runtime looks up
+    # once (``anyio.CancelScope(...)`` finds the backend on every call).
+    new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
+    # Whether the lifecycle overrides these hooks: the default ones do nothing, and a message
+    # spares their coroutine, its MessageInfo and (before_message) a cancel scope and timer.
+    hooks_before_message: bool = attrs.field(init=False)
+    hooks_after_reply: bool = attrs.field(init=False)
+    hooks_fence: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.hooks_before_message = _overrides(self.lifecycle, "before_message")
+        self.hooks_after_reply = _overrides(self.lifecycle, "after_reply")
+        self.hooks_fence = _overrides(self.lifecycle, "fence")
 
     def accept(self, actor: SessionActor, envelope: Envelope) -> None:
         """Number an envelope that entered a mailbox. Idempotent.

@@ -133,7 +133,8 @@ class Runtime(metaclass=NoPublicConstructor):
         )
         self._prompts: dict[str, str] = {}
         self._context = SessionContext(
-            cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle
+            cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle,
+            new_scope=type(anyio.CancelScope()),  # like the Event class above: no backend look-up per message
         )
         self._book = self._context.book
         self._sessions: dict[str, SessionActor] = {}
@@ -285,7 +286,9 @@ class Runtime(metaclass=NoPublicConstructor):
 
     async def _settle(self, session_id: str, envelope: Envelope) -> None:
         """Enqueue an envelope and wait for its outcome; a caller who leaves abandons it."""
-        await self._enqueue(session_id, envelope)
+        full = self._enqueue_nowait(session_id, envelope)
+        if full is not None:
+            await self._enqueue_when_space(full, envelope)
         try:
             await envelope.done.wait()
         except BaseException:
@@ -295,15 +298,30 @@ class Runtime(metaclass=NoPublicConstructor):
             raise envelope.error
 
     async def _enqueue(self, session_id: str, envelope: Envelope) -> None:
+        full = self._enqueue_nowait(session_id, envelope)
+        if full is not None:
+            await self._enqueue_when_space(full, envelope)
+
+    def _enqueue_nowait(self, session_id: str, envelope: Envelope) -> SessionActor | None:
+        """Put the envelope in its session's mailbox and number it; the actor if the mailbox is full.
+
+        Synchronous, so the common case (room in the mailbox) costs no coroutine.
+        """
         actor = self._actor_for(session_id)
         try:
             actor.send.send_nowait(envelope)
             if not actor.running:
                 self._start(actor)
         except anyio.WouldBlock:
-            await self._send_with_backpressure(actor, envelope)
+            return actor
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise RuntimeClosedError("the runtime is closed; open a new one with open_runtime()") from None
+        self._context.accept(actor, envelope)
+        return None
+
+    async def _enqueue_when_space(self, actor: SessionActor, envelope: Envelope) -> None:
+        """Wait for room in a full mailbox (up to the message's deadline), then number the envelope."""
+        await self._send_with_backpressure(actor, envelope)
         self._context.accept(actor, envelope)
 
     def _start(self, actor: SessionActor) -> None:

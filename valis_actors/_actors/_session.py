@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -221,7 +222,13 @@ class SessionActor:
             await self._run_call(envelope)
             return
         delivery = envelope.delivery
-        info = MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
+        context = self._context
+        # Built only for a lifecycle that has hooks around messages (the default has none).
+        info = (
+            MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
+            if context.hooks_before_message or context.hooks_after_reply or context.hooks_fence
+            else None
+        )
         try:
             await self._answer(envelope, info)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -231,32 +238,40 @@ class SessionActor:
         finally:
             if delivery is not None:
                 delivery.close()
-        await self._lifecycle("after_reply", info)
+        if info is not None and context.hooks_after_reply:
+            await self._lifecycle("after_reply", info)
 
-    async def _answer(self, envelope: Envelope, info: MessageInfo) -> None:
+    async def _answer(self, envelope: Envelope, info: MessageInfo | None) -> None:
         context = self._context
         emit = context.emit
         if emit.enabled:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
         deadline = self._effective_deadline(envelope)
         self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
-        # Everything before the providers (lifecycle hook, history load) runs under the
-        # message's deadline and is cancelled by a caller who gives up, like the attempts.
-        hook = envelope.scope = self._running = anyio.CancelScope(deadline=deadline - FALLBACK_RESERVE)
+        cutoff = deadline - FALLBACK_RESERVE
+        if info is None or not (context.hooks_before_message or context.hooks_fence):
+            # The default lifecycle: nothing to wait for before the work, no fence around it.
+            await self._answer_fenced(envelope, deadline, cutoff, None)
+            return
         body_error: Exception | None = None
         try:
-            with hook:
-                await context.lifecycle.before_message(info)
-            if envelope.abandoned:
-                self._running = None
-                self._drop(envelope)
-                return
+            if context.hooks_before_message:
+                # The lifecycle hook runs under the message's deadline and is cancelled by a
+                # caller who gives up, like the attempts.
+                hook = envelope.scope = self._running = context.new_scope(deadline=cutoff)
+                with hook:
+                    await context.lifecycle.before_message(info)
+                if envelope.abandoned:
+                    self._running = None
+                    self._drop(envelope)
+                    return
+                cutoff = hook.deadline  # callers queued meanwhile may have tightened it
             # The fence (a lease in cluster mode) spans the whole work: history, providers,
             # memory write. An error of the work itself is kept aside and re-raised below,
             # so that only the fence's own verdict fails the message here.
             with context.lifecycle.fence(info) as token:
                 try:
-                    await self._answer_fenced(envelope, deadline, hook.deadline, token)
+                    await self._answer_fenced(envelope, deadline, cutoff, token)
                 except Exception as exc:  # noqa: BLE001 - re-raised below, after the fence
                     body_error = exc
         except (ValisError, MemoryStoreError) as exc:
@@ -277,27 +292,31 @@ class SessionActor:
             # the session meanwhile, so the cached history is no longer the stored one.
             self._history = None
             self._token = token
-        prepare = envelope.scope = self._running = anyio.CancelScope(deadline=cutoff)
-        history: list[Turn] = []
-        try:
-            with prepare:
-                if envelope.history is not None:
-                    history = list(envelope.history)  # the caller's history replaces the stored one
-                elif context.memory is not None:
-                    history = await self._load_history(persona.id)
-        except (ValisError, MemoryStoreError) as exc:
-            self._running = None
-            self._fail_message(envelope, exc)
-            return
-        if envelope.abandoned:
-            self._running = None
-            self._drop(envelope)
-            return
-        if prepare.cancelled_caught:
-            # The deadline passed while preparing: no history, and the cascade (its scope
-            # already due) answers with the persona fallback at once.
-            logger.warning("session %r: message %d prepared past its deadline; answering without history",
-                           self.session_id, envelope.seq)
+        # The caller's history (a tuple) replaces the stored one; the stored one is the
+        # session's cached list, which the turn is appended to once it is recorded.
+        history: Sequence[Turn] = envelope.history if envelope.history is not None else ()
+        loaded: list[Turn] | None = None
+        if envelope.history is None and context.memory is not None:
+            # The history load runs under the message's deadline and is cancelled by a caller
+            # who gives up. Nothing to load (memory off): no scope, no timer.
+            prepare = envelope.scope = self._running = context.new_scope(deadline=cutoff)
+            try:
+                with prepare:
+                    history = loaded = await self._load_history(persona.id)
+            except (ValisError, MemoryStoreError) as exc:
+                self._running = None
+                self._fail_message(envelope, exc)
+                return
+            if envelope.abandoned:
+                self._running = None
+                self._drop(envelope)
+                return
+            if prepare.cancelled_caught:
+                # The deadline passed while preparing: no history, and the cascade (its scope
+                # already due) answers with the persona fallback at once.
+                logger.warning("session %r: message %d prepared past its deadline; answering without history",
+                               self.session_id, envelope.seq)
+            cutoff = prepare.deadline  # callers queued meanwhile may have tightened it
         request = ProviderRequest(
             session_id=self.session_id,
             persona=persona,
@@ -309,7 +328,7 @@ class SessionActor:
         )
         # One scope per message: its deadline bounds the provider attempts (callers behind
         # may tighten it), and a caller who gives up cancels it (marking the envelope).
-        scope = envelope.scope = self._running = anyio.CancelScope(deadline=prepare.deadline)
+        scope = envelope.scope = self._running = context.new_scope(deadline=cutoff)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
@@ -359,7 +378,7 @@ class SessionActor:
                 self._fail_message(envelope, exc)
                 return
             # The session's cached history follows the store, whatever history this turn was sent with.
-            cached = history if envelope.history is None else (self._history or {}).get(persona.id)
+            cached = loaded if envelope.history is None else (self._history or {}).get(persona.id)
             if memory.max_turns and cached is not None:
                 cached.append(turn)
                 del cached[: -memory.max_turns]

@@ -16,10 +16,9 @@ import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
 from .._errors import ConfigError
 from .._validation import (
@@ -46,6 +45,9 @@ from ..providers._base import (
     set_options_structurer,
 )
 from ..providers._common import shown_env
+
+if TYPE_CHECKING:  # cattrs is imported when the converter is first built (keeps the import fast)
+    import cattrs
 
 __all__ = [
     "Config",
@@ -318,7 +320,9 @@ def _structure_provider(value: Any, _: Any) -> ProviderSettings:
         except _OptionsError as exc:
             errors.append(exc)
     if errors or not isinstance(type_name, str):
-        raise cattrs.ClassValidationError("While structuring a provider entry", errors, ProviderSettings)
+        from cattrs import ClassValidationError  # loaded: this runs as a hook of the converter
+
+        raise ClassValidationError("While structuring a provider entry", errors, ProviderSettings)
     return ProviderSettings(
         name=entry.get("name", type_name),
         type=type_name,
@@ -347,6 +351,8 @@ class _OptionsError(ValueError):
 
 
 def _make_converter() -> cattrs.Converter:
+    import cattrs
+
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     conv.register_structure_hook(int, strict_int)
     conv.register_structure_hook(float, strict_float)
@@ -405,7 +411,9 @@ def _problems(exc: BaseException, path: str = "$") -> list[str]:
             text, _, where = line.rpartition(" @ $")
             rerooted.append(f"{text} @ {path}{where}")
         return rerooted
-    if isinstance(exc, cattrs.ClassValidationError):
+    from cattrs import ClassValidationError  # loaded: the converter raised exc
+
+    if isinstance(exc, ClassValidationError):
         lines: list[str] = []
         for sub, name in attribute_errors(exc):
             lines += _problems(sub, path if name is None else f"{path}.{name}")

@@ -7,12 +7,15 @@ is refused), so an id such as ``../x`` never reaches the file system.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 from .._errors import InvalidPersonaIdError, PersonaError
 from .._validation import StrictTypeError, describe_errors, strict_str
@@ -101,22 +104,26 @@ def _structure_strings(value: Any, _: Any) -> tuple[str, ...]:
     return tuple(strict_str(v, str) for v in value)
 
 
-_converter = cattrs.Converter(detailed_validation=True)
-_converter.register_structure_hook(str, strict_str)
-_converter.register_structure_hook_func(
-    lambda t: t == tuple[str, ...] or str(t) == "tuple[str, ...]", _structure_strings
-)
-_structure_patterns_fields = _converter.get_structure_hook(LanguagePatterns)
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The persona converter, built on first use: ``import valis_actors`` imports no cattrs."""
+    import cattrs
 
+    conv = cattrs.Converter(detailed_validation=True)
+    conv.register_structure_hook(str, strict_str)
+    conv.register_structure_hook_func(
+        lambda t: t == tuple[str, ...] or str(t) == "tuple[str, ...]", _structure_strings
+    )
+    fields = conv.get_structure_hook(LanguagePatterns)
 
-def _structure_patterns(value: Any, cl: Any) -> LanguagePatterns:
-    # cattrs reads an attrs class from anything supporting `in` (a list, a string): require an object.
-    if not isinstance(value, Mapping):
-        raise StrictTypeError("an object", value)
-    return _structure_patterns_fields(value, cl)  # type: ignore[no-any-return]
+    def structure_patterns(value: Any, cl: Any) -> LanguagePatterns:
+        # cattrs reads an attrs class from anything supporting `in` (a list, a string): require an object.
+        if not isinstance(value, Mapping):
+            raise StrictTypeError("an object", value)
+        return fields(value, cl)  # type: ignore[no-any-return]
 
-
-_converter.register_structure_hook(LanguagePatterns, _structure_patterns)
+    conv.register_structure_hook(LanguagePatterns, structure_patterns)
+    return conv
 
 
 def parse_persona(data: Any, source: str) -> Persona:
@@ -142,7 +149,7 @@ def parse_persona(data: Any, source: str) -> Persona:
     known = {a.name for a in attrs.fields(Persona)}
     data = {k: v for k, v in data.items() if k in known}
     try:
-        persona = _converter.structure(data, Persona)
+        persona = _converter().structure(data, Persona)
     except Exception as exc:  # noqa: BLE001 - every structuring error becomes a PersonaError
         problems = tuple(describe_errors(exc)) or (f"{type(exc).__name__}: {exc} @ $",)
         raise PersonaError(f"{source}: " + "; ".join(problems), problems) from None

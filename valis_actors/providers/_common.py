@@ -17,7 +17,6 @@ import re
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anyio
@@ -184,6 +183,8 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     try:
         value = float(raw)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # rare (an HTTP-date Retry-After); 10 ms to import
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):

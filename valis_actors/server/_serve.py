@@ -4,16 +4,23 @@ On SIGTERM or SIGINT (or ``ServerHandle.drain()``): the server drains — new re
 with ``Retry-After``, answers in flight finish (up to ``drain_timeout``) — then
 Hypercorn closes the listener, the lifespan closes the runtime, and the process
 exits 0. A second signal stops at once.
+
+``valis serve`` owns its process, so it tunes the garbage collector once the app has
+started (``tune_gc=True``, see ``tune_collector``); ``run_server`` alone, like the rest of
+the library, leaves the collector as it found it.
 """
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -28,9 +35,42 @@ import valis_actors as va
 from ._service import Service
 from ._settings import API_KEYS_ENV, ServerSettings
 
-__all__ = ["ServerHandle", "check_exposure", "run_server", "serve"]
+__all__ = ["GC_THRESHOLDS", "ServerHandle", "check_exposure", "run_server", "serve", "tune_collector"]
 
 logger = logging.getLogger("valis_actors.server")
+
+# The young generation's threshold raised from CPython's 700: a request allocates a few
+# hundred short-lived GC-tracked objects (SDK models, ASGI scopes, coroutines), so at the
+# default most young collections find only live in-flight requests. The older ones as default.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_collector() -> None:
+    """Tune the cyclic garbage collector for a long-running server process (``valis serve``).
+
+    Called once the app has started (the runtime open, its providers and SDK clients made):
+    ``gc.freeze()`` moves every object alive then (modules, classes, SDK and pydantic
+    internals: long-lived by nature) out of the collector's passes, and ``GC_THRESHOLDS``
+    makes young collections rarer. Process-wide: only for a process that ``valis serve``
+    owns; the library never calls it for you (see docs/performance.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    logger.debug("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), GC_THRESHOLDS)
+
+
+def _tune_after_startup(app: Starlette) -> None:
+    """Wrap the app's lifespan so that ``tune_collector`` runs once startup has finished."""
+    startup = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan_then_tune(app: Any) -> AsyncIterator[Any]:
+        async with startup(app) as state:
+            tune_collector()
+            yield state
+
+    app.router.lifespan_context = lifespan_then_tune
 
 
 def check_exposure(host: str, settings: ServerSettings) -> None:
@@ -96,6 +136,7 @@ async def run_server(
     handle_signals: bool = True,
     announce: Callable[[str], None] | None = None,
     reuse_port: bool = False,
+    tune_gc: bool = False,
     task_status: TaskStatus[ServerHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT (or ``ServerHandle.drain()``), drain, and return.
@@ -103,6 +144,8 @@ async def run_server(
     Works on asyncio and trio (the matching Hypercorn worker). ``task_status.started``
     gets a ``ServerHandle`` once the socket listens (port 0 picks a free port);
     requests sent before the lifespan has started wait in the listen backlog.
+    ``tune_gc`` (what ``valis serve`` passes: it owns its process) runs ``tune_collector``
+    once the app's lifespan has started; by default the collector is left alone.
 
     ``reuse_port`` binds with ``SO_REUSEPORT`` (``valis serve --workers``: several
     processes listen on one port and the kernel spreads connections over them).
@@ -131,6 +174,8 @@ async def run_server(
     config.keep_alive_timeout = 75.0  # above the usual client pool idle times
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     handle = ServerHandle(url, app)
+    if tune_gc:
+        _tune_after_startup(app)
 
     async def shutdown_trigger() -> None:
         await handle._drain.wait()
@@ -219,4 +264,4 @@ def serve(
 async def _serve_main(
     app: Starlette, host: str, port: int, announce: Callable[[str], None], reuse_port: bool
 ) -> None:
-    await run_server(app, host=host, port=port, announce=announce, reuse_port=reuse_port)
+    await run_server(app, host=host, port=port, announce=announce, reuse_port=reuse_port, tune_gc=True)
