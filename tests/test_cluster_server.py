@@ -38,7 +38,8 @@ def cluster_config(server: RedisServer, **cluster: Any) -> va.Config:
 
 
 async def test_readyz_and_metrics_show_the_cluster(redis_server: RedisServer) -> None:
-    async with serve(cluster_config(redis_server, command_timeout=0.2)) as served:
+    # The lease lingers long enough to be seen held by the next request on a loaded machine.
+    async with serve(cluster_config(redis_server, command_timeout=0.2, linger=30)) as served:
         assert served.service.cluster is not None
         reply = await served.http.post("/v1/chat/completions", json=chat_body("hi"), headers=SESSION)
         assert reply.status_code == 200
