@@ -349,3 +349,20 @@ async def test_sdk_retry_after_a_timeout_is_answered_once() -> None:
     assert [c.outcome for c in calls] == ["cancelled", "answer"]  # the timed-out attempt was cancelled
     assert delivered == 1
     EventRecorder(list(srv.events)).check_exactly_once()  # the first dropped, the retry answered
+
+
+async def test_a_cut_answer_is_continued_and_streams_to_the_sdk_client_as_one_answer() -> None:
+    story = "Once upon a time there was a server that streamed the whole answer."
+    cut = {"kind": "cut", "text": story, "after_chunks": 2}
+    config = make_config(
+        {"name": "a", "type": "scripted", "chunks": 5, "script": [cut]},
+        {"name": "b", "type": "scripted", "default": {"kind": "answer", "text": story}, "prefill": True},
+    )
+    async with serve(config) as srv:
+        stream = await srv.openai().chat.completions.create(
+            model="jane", messages=[{"role": "user", "content": "tell me"}], stream=True,
+        )
+        chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == story
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
