@@ -1,5 +1,6 @@
 """Cluster mode across real processes: leases contended by plain workers, then `valis serve` workers
-behind the test acting as the load balancer, with SIGKILL and SIGSTOP mid-turn.
+behind the test acting as the load balancer, with SIGKILL and SIGSTOP mid-turn, and their shared
+breaker against a dead provider (a fake LLM server in the test process).
 
 Real time (processes, sockets), bounded waits; the journal's times come from
 CLOCK_MONOTONIC, one clock for every process of the host.
@@ -360,3 +361,74 @@ def test_serve_workers_share_one_port_and_stop_on_sigterm(tmp_path: Path, redis_
         if parent.poll() is None:
             parent.kill()
             parent.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_workers_share_one_breaker_against_a_dead_provider(
+    workers: Workers, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from valis_actors.testing.fakeserver import Fault, open_fake_llm_server
+
+    threshold, cooldown, count = 3, 2.0, 4
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy")  # the workers inherit it
+    tripped_key = "valis:breaker:{openai}:tripped"  # from opening until a probe succeeds
+    async with open_fake_llm_server(default=Fault.status(503)) as server:  # dead: every request fails
+        workers.config.write_text(json.dumps({
+            "providers": [{"name": "openai", "type": "openai", "base_url": server.openai_base_url}],
+            "personas_dir": PERSONAS,
+            "retry_schedule": [],
+            "circuit_breaker_threshold": threshold,
+            "circuit_breaker_timeout": cooldown,
+            "response_deadline": 10,
+            "provider_timeout": 5,
+            "cluster": {"redis_url": redis_server.url, "lease_ttl": 1.0, "linger": 0.05},
+        }))
+        workers.start(count)
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def circuit(url: str) -> str | None:
+                reply = await http.get(f"{url}/readyz")
+                return reply.json()["circuits"]["openai"] if reply.status_code == 200 else None
+
+            for url in workers.urls:  # bounded: 30 s each, until every worker's runtime is up
+                for _ in range(3000):
+                    if await circuit(url) == "closed":
+                        break
+                    await anyio.sleep(0.01)
+                else:
+                    pytest.fail(f"{url}: the runtime never became ready")
+            sent = itertools.count()
+
+            async def send(url: str) -> None:
+                session = f"b{next(sent)}"  # one session per message: no lease waits
+                reply = await http.post(f"{url}/v1/chat/completions", json=chat("hi"),
+                                        headers={"x-session-id": session})
+                assert reply.status_code == 200, reply.text
+                assert reply.headers["x-valis-fallback"] == "true"  # the persona fallback answered
+
+            for _ in range(4):  # round-robin, one message at a time: 16 messages
+                for url in workers.urls:
+                    await send(url)
+            elapsed = anyio.current_time() - server.requests[0].started_at  # the server's clock is ours
+            failures = len(server.requests)
+            # Each worker that had not yet seen the open circuit sends at most one more attempt (its
+            # report answers "open"); a phase longer than the cooldown may add one probe per cooldown.
+            slack = count - 1 + int(elapsed // cooldown)
+            assert threshold <= failures <= threshold + slack < count * threshold, (failures, elapsed)
+            for _ in range(2):  # two cooldowns: one half-open probe in the cluster for each
+                for url in workers.urls:  # bounded: 10 s each, until every worker's circuit is half-open
+                    for _ in range(1000):
+                        if await circuit(url) == "half_open":
+                            break
+                        await anyio.sleep(0.01)
+                    else:
+                        pytest.fail(f"{url}: the circuit never became half-open")
+                before = len(server.requests)
+                started = anyio.current_time()
+                async with anyio.create_task_group() as tg:  # 2 messages per worker at once: they race
+                    for url in workers.urls * 2:
+                        tg.start_soon(send, url)
+                elapsed = anyio.current_time() - started
+                probes = len(server.requests) - before
+                assert 1 <= probes <= 1 + int(elapsed // cooldown), (probes, elapsed)  # one per cooldown
+                assert redis_server.command("EXISTS", tripped_key) == 1  # the probe failed: not closed
