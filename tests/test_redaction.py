@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -22,6 +22,7 @@ import pytest
 import valis_actors as va
 from valis_actors.providers import provider_class
 from valis_actors.providers._common import Redactor, redacted_traceback, scrub
+from valis_actors.providers._connect import exception_links
 from valis_actors.testing.fakeserver import FakeLLMServer, Fault, open_fake_llm_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -49,24 +50,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def links(exc: BaseException) -> Iterator[BaseException]:
-    """Every exception reachable from ``exc``: causes, contexts, group members."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        link = stack.pop()
-        if id(link) in seen:
-            continue
-        seen.add(id(link))
-        yield link
-        stack += [x for x in (link.__cause__, link.__context__) if x is not None]
-        if isinstance(link, BaseExceptionGroup):
-            stack += link.exceptions
-
-
 def poison(exc: BaseException) -> None:
     """Put the key everywhere an exception can hold text (where Python lets us)."""
-    for link in links(exc):
+    for link in exception_links(exc):
         link.args = (*link.args, f"key={KEY}")
         link.add_note(f"note with {KEY}")
         for name in ("strerror", "filename", "message", "reason", "msg"):
@@ -78,7 +64,7 @@ def poison(exc: BaseException) -> None:
 
 def assert_clean(exc: BaseException) -> None:
     text = "".join(traceback.format_exception(exc))
-    for link in links(exc):
+    for link in exception_links(exc):
         text += str(link) + repr(link) + repr(link.args) + repr(getattr(link, "__notes__", ""))
         text += "".join(repr(getattr(link, n, "")) for n in ("strerror", "filename", "message", "reason", "msg"))
     assert KEY not in text

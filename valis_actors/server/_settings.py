@@ -7,10 +7,8 @@ the rest (relative paths resolved against the file, as ``load_config`` does).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -98,31 +96,6 @@ def load_server_config(path: str | os.PathLike[str] | None = None) -> tuple[va.C
     Raises:
         ConfigError: As ``load_config``, plus problems in the ``server`` section.
     """
-    if path is None:
-        path = os.environ.get("VALIS_CONFIG") or ("config.json" if Path("config.json").is_file() else None)
-    if path is None:
-        return va.Config(), ServerSettings.from_dict({})
-    file = Path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise va.ConfigError(f"{file}: no such config file; create it or set VALIS_CONFIG to its path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise va.ConfigError(f"{file}: cannot read the config file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise va.ConfigError(f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict) or "server" not in data:
-        return va.load_config(file), ServerSettings.from_dict({})
-    server = ServerSettings.from_dict(data.pop("server"))
-    config = va.Config.from_dict(data, source=str(file))
-    return _resolve_paths(config, file.resolve().parent), server
-
-
-def _resolve_paths(config: va.Config, base: Path) -> va.Config:
-    """What ``load_config`` does for relative paths (its helper is private)."""
-    changes: dict[str, Any] = {}
-    if config.personas_dir is not None and not Path(config.personas_dir).is_absolute():
-        changes["personas_dir"] = str(base / config.personas_dir)
-    if config.memory.path is not None and not Path(config.memory.path).is_absolute():
-        changes["memory"] = attrs.evolve(config.memory, path=str(base / config.memory.path))
-    return attrs.evolve(config, **changes) if changes else config
+    # The core keeps the section as written (it never imports the server): validate it here.
+    config = va.load_config(path)
+    return attrs.evolve(config, server={}), ServerSettings.from_dict(dict(config.server))

@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 
 import valis_actors as va
@@ -76,8 +75,9 @@ def serve_workers(
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while any(child.poll() is None for child in children):
-            time.sleep(0.1)
+        # A blocking wait, no polling: the signal handler runs during it (PEP 475 resumes it).
+        for child in children:
+            child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
