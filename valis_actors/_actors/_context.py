@@ -13,7 +13,8 @@ before each message is answered (inside the message's deadline and cancel scope)
 ``fence`` around the message's work once ``before_message`` succeeded (it may stop
 the work, and yields the fencing token the memory write carries), ``after_reply`` once
 the reply (or error) is settled, ``passivate`` when the task ends. The default does
-nothing and its fence yields no token.
+nothing and its fence yields no token. An app step (``Runtime.run_in_session``) goes
+through ``before_message``, ``fence`` and ``after_reply`` like a message.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ __all__ = ["MessageInfo", "SessionBook", "SessionContext", "SessionLifecycle"]
 
 @attrs.frozen
 class MessageInfo:
-    """What a lifecycle hook learns about the message being answered.
+    """What a lifecycle hook learns about the message being answered (or the app step being run).
 
     Attributes:
         session_id: The session.
         seq: The message's runtime-wide number.
-        persona_id: The persona answering it.
-        deadline: Its absolute deadline (the runtime clock).
+        persona_id: The persona answering it (the neutral persona's for an app step).
+        deadline: Its absolute deadline (the runtime clock). An app step has none of its own:
+            this is ``response_deadline`` from the step's start, which bounds ``before_message``.
     """
 
     session_id: str

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -218,26 +219,29 @@ class SessionActor:
 
     async def _process(self, envelope: Envelope) -> None:
         envelope.state = EnvelopeState.RUNNING
-        if envelope.call is not None:
-            await self._run_call(envelope)
-            return
-        delivery = envelope.delivery
         context = self._context
         # Built only for a lifecycle that has hooks around messages (the default has none).
         info = (
-            MessageInfo(self.session_id, envelope.seq, envelope.persona.id, envelope.deadline)
+            MessageInfo(
+                self.session_id, envelope.seq, envelope.persona.id,
+                envelope.deadline if envelope.call is None else self._step_deadline(envelope),
+            )
             if context.hooks_before_message or context.hooks_after_reply or context.hooks_fence
             else None
         )
-        try:
-            await self._answer(envelope, info)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            if delivery is None or not delivery.gone:
-                raise
-            self._drop(envelope)  # the streaming caller stopped listening
-        finally:
-            if delivery is not None:
-                delivery.close()
+        if envelope.call is not None:
+            await self._run_call(envelope, info)
+        else:
+            delivery = envelope.delivery
+            try:
+                await self._answer(envelope, info)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                if delivery is None or not delivery.gone:
+                    raise
+                self._drop(envelope)  # the streaming caller stopped listening
+            finally:
+                if delivery is not None:
+                    delivery.close()
         if info is not None and context.hooks_after_reply:
             await self._lifecycle("after_reply", info)
 
@@ -253,12 +257,35 @@ class SessionActor:
             # The default lifecycle: nothing to wait for before the work, no fence around it.
             await self._answer_fenced(envelope, deadline, cutoff, None)
             return
+        await self._hooked(envelope, info, cutoff, partial(self._answer_fenced, envelope, deadline), inherit=True)
+
+    async def _hooked(
+        self,
+        envelope: Envelope,
+        info: MessageInfo,
+        cutoff: float,
+        work: Callable[[float, int | None], Awaitable[None]],
+        *,
+        inherit: bool,
+    ) -> None:
+        """Run ``work(cutoff, token)`` after the lifecycle's ``before_message``, inside its fence.
+
+        The shared path of messages and app steps, for a lifecycle with hooks around the
+        work. ``before_message`` runs in a scope ending at ``cutoff``, cancelled by a caller
+        who gives up; with ``inherit``, callers queued meanwhile tighten it (messages, not
+        steps: see ``note_accepted``). The lifecycle's own errors (``ValisError``,
+        ``MemoryStoreError``: a lease not taken, a lease lost) fail the envelope here; an
+        error of ``work`` itself is re-raised after the fence, for supervision to judge.
+        """
+        context = self._context
         body_error: Exception | None = None
         try:
             if context.hooks_before_message:
                 # The lifecycle hook runs under the message's deadline and is cancelled by a
                 # caller who gives up, like the attempts.
-                hook = envelope.scope = self._running = context.new_scope(deadline=cutoff)
+                hook = envelope.scope = context.new_scope(deadline=cutoff)
+                if inherit:
+                    self._running = hook
                 with hook:
                     await context.lifecycle.before_message(info)
                 if envelope.abandoned:
@@ -271,7 +298,7 @@ class SessionActor:
             # so that only the fence's own verdict fails the message here.
             with context.lifecycle.fence(info) as token:
                 try:
-                    await self._answer_fenced(envelope, deadline, cutoff, token)
+                    await work(cutoff, token)
                 except Exception as exc:  # noqa: BLE001 - re-raised below, after the fence
                     body_error = exc
         except (ValisError, MemoryStoreError) as exc:
@@ -392,21 +419,45 @@ class SessionActor:
                 {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
             )
 
-    async def _run_call(self, envelope: Envelope) -> None:
+    def _step_deadline(self, envelope: Envelope) -> float:
+        """The deadline of an app step's lease wait: ``response_deadline`` from its start.
+
+        A step has no deadline of its own, so the one it was accepted with (``response_deadline``
+        after the call) may be long past once the messages ahead of it are answered.
+        """
+        return self._context.now() + (envelope.deadline - envelope.started)
+
+    async def _run_call(self, envelope: Envelope, info: MessageInfo | None) -> None:
         """Run an app step (``Runtime.run_in_session``) as this session's next message.
 
         Its exception goes to its caller as it is (not a crash of the session); a caller
         who gives up cancels it. Messages queued behind it do not tighten its deadline:
         it is the app's code, bounded by its caller.
+
+        It runs under the lifecycle's hooks like a message (``before_message``, then the
+        step inside ``fence``, then ``after_reply``), so in cluster mode a session runs one
+        message or step at a time across processes. The lease wait is the only part with a
+        deadline: ``response_deadline`` from the step's start (``info.deadline``); a lease
+        still held elsewhere then fails the step with ``LeaseTimeoutError``, before it ran.
+        A lease lost while it runs cancels the step, which fails with ``LeaseLostError``.
+        Either error (any ``ValisError`` of the lifecycle) goes to the step's caller.
         """
-        call = envelope.call
-        if call is None:  # pragma: no cover - _process checked
-            return
-        emit = self._context.emit
+        context = self._context
+        emit = context.emit
         if emit.enabled:
             emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
         # Out of the queued deadlines: left there, it would cut short every later message.
         self._effective_deadline(envelope)
+        if info is None or not (context.hooks_before_message or context.hooks_fence):
+            await self._run_step(envelope)
+            return
+        await self._hooked(envelope, info, info.deadline, partial(self._run_step, envelope), inherit=False)
+
+    async def _run_step(self, envelope: Envelope, cutoff: float = 0.0, token: int | None = None) -> None:
+        """The app step itself, inside its lifecycle's fence (``cutoff`` and ``token`` are unused)."""
+        call = envelope.call
+        if call is None:  # pragma: no cover - _process checked
+            return
         scope = envelope.scope = anyio.CancelScope()
         try:
             with scope:
@@ -420,6 +471,7 @@ class SessionActor:
         envelope.result = result
         envelope.state = EnvelopeState.DONE
         envelope.done.set()
+        emit = self._context.emit
         if emit.enabled:
             emit(EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, "app", {"deadline": envelope.deadline, "fallback_used": False})
 
