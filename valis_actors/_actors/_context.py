@@ -34,6 +34,7 @@ from .._events import Emitter, EventKind
 from .._memory import Memory
 from .._messages import Turn
 from .._personas import Persona
+from ._signal import Signal
 
 if TYPE_CHECKING:
     from ._envelope import Envelope
@@ -133,6 +134,8 @@ class SessionContext:
     # Builds a message's cancel scope: the backend's own class, which the runtime looks up
     # once (``anyio.CancelScope(...)`` finds the backend on every call).
     new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope
+    # Makes the signal a mailbox's reader waits on (``_signal.signal_class()``).
+    new_event: Callable[[], Signal] = anyio.Event
     # Whether the lifecycle overrides these hooks: the default ones do nothing, and a message
     # spares their coroutine, its MessageInfo and (before_message) a cancel scope and timer.
     hooks_before_message: bool = attrs.field(init=False)

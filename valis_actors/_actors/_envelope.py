@@ -11,6 +11,7 @@ import anyio
 from .._cascade import Delivery
 from .._messages import Reply, Turn
 from .._personas import Persona
+from ._signal import Signal
 
 __all__ = ["PARK", "Envelope", "EnvelopeState"]
 
@@ -45,7 +46,7 @@ class Envelope:
         "system_prompt",
     )
 
-    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: anyio.Event) -> None:
+    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: Signal) -> None:
         self.persona = persona
         self.message = message
         self.started = started

@@ -51,6 +51,7 @@ from ..providers._common import redacted_traceback
 from ._context import SessionContext, SessionLifecycle
 from ._envelope import PARK, Envelope
 from ._session import SessionActor
+from ._signal import Signal, signal_class
 from ._stream import ReplyStream
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
@@ -110,7 +111,7 @@ class Runtime(metaclass=NoPublicConstructor):
     ) -> None:
         self._now = clock
         # The backend's Event class, looked up once (anyio.Event() finds the backend each time).
-        self._new_event: type[anyio.Event] = type(anyio.Event())
+        self._new_event: Callable[[], Signal] = signal_class()
         self.config = config
         self.personas = personas
         self.providers = tuple(providers)
@@ -118,6 +119,7 @@ class Runtime(metaclass=NoPublicConstructor):
         self._memory = memory
         self._breaker = breaker
         self._limiter = anyio.Semaphore(config.max_concurrent_requests)
+        new_scope = type(anyio.CancelScope())  # like the Event class above: no backend look-up per scope
         cascade = Cascade(
             [p for p in providers if not p.local],
             providers[-1],
@@ -130,11 +132,13 @@ class Runtime(metaclass=NoPublicConstructor):
             hedge_after=config.hedge_after,
             emit=emit,
             clock=clock,
+            new_scope=new_scope,
         )
         self._prompts: dict[str, str] = {}
         self._context = SessionContext(
             cascade, memory, config.session, clock, emit, self._system_prompt, lifecycle,
-            new_scope=type(anyio.CancelScope()),  # like the Event class above: no backend look-up per message
+            new_scope=new_scope,
+            new_event=self._new_event,
         )
         self._book = self._context.book
         self._sessions: dict[str, SessionActor] = {}
@@ -309,7 +313,7 @@ class Runtime(metaclass=NoPublicConstructor):
         """
         actor = self._actor_for(session_id)
         try:
-            actor.send.send_nowait(envelope)
+            actor.mailbox.put_nowait(envelope)
             if not actor.running:
                 self._start(actor)
         except anyio.WouldBlock:
@@ -416,7 +420,7 @@ class Runtime(metaclass=NoPublicConstructor):
                 while True:
                     await actor.space_freed().wait()
                     try:
-                        actor.send.send_nowait(envelope)
+                        actor.mailbox.put_nowait(envelope)
                     except anyio.WouldBlock:
                         continue  # another waiter took the space
                     if not actor.running:
@@ -455,7 +459,7 @@ class Runtime(metaclass=NoPublicConstructor):
                 book = self._book
                 for actor in [a for a in book.waiting if a.idle_since is not None and now - a.idle_since >= tick]:
                     try:
-                        actor.send.send_nowait(PARK)
+                        actor.mailbox.put_nowait(PARK)
                     except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass  # busy after all, or closing: nothing to park
                 parked = book.parked

@@ -16,13 +16,13 @@ that message with ``ActorCrashedError`` and restarts the actor with fresh state
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._cascade import FALLBACK_RESERVE
 from .._errors import (
@@ -37,6 +37,7 @@ from .._events import EventKind
 from .._messages import ProviderRequest, Reply, Turn
 from ._context import MessageInfo, SessionContext
 from ._envelope import Envelope, EnvelopeState, _Park
+from ._mailbox import Mailbox
 
 __all__ = ["SessionActor"]
 
@@ -53,10 +54,10 @@ class SessionActor:
 
     __slots__ = (
         "_context",
+        "_cutoff",
         "_deadlines",
         "_history",
         "_own_cutoff",
-        "_receive",
         "_restarts",
         "_running",
         "_space",
@@ -64,22 +65,21 @@ class SessionActor:
         "failed",
         "failed_until",
         "idle_since",
+        "mailbox",
         "running",
-        "send",
         "session_id",
     )
 
     def __init__(self, context: SessionContext, session_id: str, mailbox_size: int) -> None:
         self._context = context
         self.session_id = session_id
-        self.send: MemoryObjectSendStream[Envelope | _Park]
-        self._receive: MemoryObjectReceiveStream[Envelope | _Park]
-        self.send, self._receive = anyio.create_memory_object_stream[Envelope | _Park](mailbox_size)
+        self.mailbox: Mailbox[Envelope | _Park] = Mailbox(mailbox_size, context.new_event)
         self._history: dict[str, list[Turn]] | None = None
         # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
         # queued messages, and the deadline scope of the message being answered.
         self._deadlines: dict[int, float] | None = None  # seq -> deadline of queued messages
         self._running: anyio.CancelScope | None = None
+        self._cutoff = float("inf")  # the running message's cutoff while its scope has no deadline
         self._own_cutoff = float("inf")  # the running message's own deadline, less the reserve
         self._restarts: deque[float] | None = None
         self._token: int | None = None  # the fencing token the cached history was read under
@@ -110,8 +110,11 @@ class SessionActor:
         message's deadline scope (the fallback then answers both in time).
         """
         cutoff = deadline - FALLBACK_RESERVE
-        if self._running is not None and cutoff < self._running.deadline:
-            self._running.deadline = cutoff
+        running = self._running
+        if running is not None:
+            current = running.deadline
+            if cutoff < (self._cutoff if current == math.inf else current):
+                running.deadline = cutoff
         queued = self._deadlines
         if queued is None:
             queued = self._deadlines = {}
@@ -138,7 +141,7 @@ class SessionActor:
 
     def depth(self) -> int:
         """Messages waiting in the mailbox."""
-        return self._receive.statistics().current_buffer_used
+        return len(self.mailbox)
 
     async def run(self) -> None:
         """Process the mailbox until it is empty and the actor is parked, or it ends.
@@ -148,7 +151,7 @@ class SessionActor:
         stopped (the mailbox closed: passivation or the runtime closing), or failed
         (restart intensity exceeded).
         """
-        receive = self._receive
+        mailbox = self.mailbox
         context = self._context
         book = context.book
         now = context.now
@@ -156,20 +159,20 @@ class SessionActor:
         await self._lifecycle("activate")
         try:
             while True:
-                envelope: Envelope | _Park | None = None
-                try:
-                    envelope = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    pass
+                envelope = mailbox.take()
                 if envelope is None:
-                    # Wait without a timer (the janitor parks idle actors), and outside the
-                    # except block: an idle actor keeps no exception, reply or request alive.
+                    # Wait without a timer (the janitor parks idle actors).
                     self.idle_since = now()
                     book.waiting.add(self)
+                    waiter = mailbox.waiter()
                     try:
-                        envelope = await receive.receive()
+                        if waiter is not None:
+                            await waiter.wait()
                     finally:
                         book.waiting.discard(self)
+                    envelope = mailbox.take()
+                    if envelope is None:  # pragma: no cover - a wake-up always comes with mail or a close
+                        continue
                 self._took()
                 if isinstance(envelope, _Park):
                     if self.depth():
@@ -353,14 +356,17 @@ class SessionActor:
             history=tuple(history),
             deadline=deadline,
         )
-        # One scope per message: its deadline bounds the provider attempts (callers behind
-        # may tighten it), and a caller who gives up cancels it (marking the envelope).
-        scope = envelope.scope = self._running = context.new_scope(deadline=cutoff)
+        # One scope per message: a caller who gives up cancels it (marking the envelope),
+        # and its deadline bounds the provider attempts. It gets that deadline only when
+        # the cascade waits outside an attempt or a caller behind tightens it: the common
+        # message's one timer is its attempt's (see Cascade.answer).
+        self._cutoff = cutoff
+        scope = envelope.scope = self._running = context.new_scope()
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
             result = await context.cascade.answer(
-                request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=scope
+                request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=scope, cutoff=cutoff
             )
         finally:
             self._running = None
@@ -524,7 +530,7 @@ class SessionActor:
                 f"Last error: {exc!r}"
             )
             self.failed_until = now + settings.restart_window
-            self.send.close()  # the runtime checks `failed` before sending; nothing else may come in
+            self.mailbox.close()  # the runtime checks `failed` before sending; nothing else may come in
             return False
         context.emit(EventKind.ACTOR_RESTARTED, self.session_id, data={"restarts": len(restarts)})
         return True
@@ -532,10 +538,13 @@ class SessionActor:
     def _fail_queued(self) -> None:
         """Give every message still queued an error: nothing is left waiting forever."""
         error: ValisError = self.failed or RuntimeClosedError("the runtime closed before this message was answered")
+        mailbox = self.mailbox
         while True:
             try:
-                envelope = self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                envelope = mailbox.take()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if envelope is None:
                 break
             if not isinstance(envelope, Envelope):
                 continue
@@ -543,7 +552,7 @@ class SessionActor:
                 self._fail_message(envelope, error)
             if envelope.delivery is not None:
                 envelope.delivery.close()
-        self._receive.close()
+        mailbox.leave()
 
     def refusal(self, now: float) -> SessionFailedError | None:
         """The error to refuse new messages with, while the session is failed."""
@@ -553,7 +562,7 @@ class SessionActor:
 
     def close(self) -> None:
         """Close the mailbox of a parked actor (no task is there to do it)."""
-        self.send.close()
+        self.mailbox.close()
         self._took()  # waiting senders wake up and find it closed
         if not self.running:
             self._fail_queued()

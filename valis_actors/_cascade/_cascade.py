@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 import attrs
+from anyio.lowlevel import checkpoint
 
 from .._clock import Clock
 from .._errors import (
@@ -88,6 +89,8 @@ class _Run:
     seq: int | None
     delivery: Delivery | None
     scope: anyio.CancelScope
+    # The message's cutoff while ``scope`` has no deadline of its own (see ``Cascade.answer``).
+    base_cutoff: float
     attempts: list[Attempt] = attrs.field(factory=list)
     refusal: str | None = None
     # A continued answer: the parts before the current one, and how much text they made.
@@ -98,7 +101,17 @@ class _Run:
     @property
     def cutoff(self) -> float:
         """When provider attempts must end (the deadline scope may be tightened meanwhile)."""
-        return self.scope.deadline
+        deadline = self.scope.deadline
+        return self.base_cutoff if deadline == math.inf else deadline
+
+    def arm(self) -> None:
+        """Give the message's scope its deadline, for the waits outside an attempt's own scope.
+
+        The common path (one attempt that answers) never needs it: the attempt's scope
+        carries the cutoff, so a message costs one timer, not two.
+        """
+        if self.scope.deadline == math.inf:
+            self.scope.deadline = self.base_cutoff
 
 
 class Cascade:
@@ -121,8 +134,10 @@ class Cascade:
         hedge_after: float | None = None,
         emit: Emitter | None = None,
         clock: Clock = anyio.current_time,
+        new_scope: Callable[..., anyio.CancelScope] = anyio.CancelScope,
     ) -> None:
         self._now = clock
+        self._new_scope = new_scope
         self.providers = tuple(providers)
         self.fallback = fallback
         self._breaker = breaker
@@ -143,20 +158,28 @@ class Cascade:
         seq: int | None = None,
         delivery: Delivery | None = None,
         deadline_scope: anyio.CancelScope | None = None,
+        cutoff: float | None = None,
     ) -> CascadeResult:
         """Answer ``request`` by ``request.deadline``: a provider's answer, or the fallback's.
 
         Args:
             delivery: Stream the answer to it as it arrives.
             deadline_scope: A scope (not yet entered) that bounds the provider attempts;
-                its owner may tighten its deadline while they run. By default its
-                deadline is ``request.deadline`` less the fallback's reserve.
+                its owner may cancel it, or tighten its deadline while they run.
+            cutoff: When the attempts must end, if ``deadline_scope`` has no deadline yet:
+                the scope then gets one only when the cascade waits outside an attempt
+                (retry delays, a busy limiter, a probe, hedging, streaming); a lone
+                attempt's own scope ends at the cutoff. By default ``request.deadline``
+                less the fallback's reserve.
         """
-        scope = deadline_scope or anyio.CancelScope(deadline=request.deadline - FALLBACK_RESERVE)
-        run = _Run(request, seq, delivery, scope)
+        base = request.deadline - FALLBACK_RESERVE if cutoff is None else cutoff
+        scope = deadline_scope or self._new_scope(deadline=base)
+        run = _Run(request, seq, delivery, scope, base)
         cut: Incomplete | None = None
         with scope:
             try:
+                if delivery is not None:
+                    run.arm()
                 if self._hedge_after is not None and len(self.providers) > 1:
                     won = await self._hedged(run, self._hedge_after)
                 else:
@@ -214,6 +237,7 @@ class Cascade:
         delivery = run.delivery
         if delivery is None:  # pragma: no cover - only a streamed answer can be cut
             return None, cut
+        run.arm()
         original = run.request
         # Every round ends in a new cut (a continuing attempt that was cut in its turn)
         # or stops; each attempt of each provider can end one round at most.
@@ -291,6 +315,7 @@ class Cascade:
         The first success (or, streaming, the first chunk) wins; the other racers are
         cancelled and recorded as cancelled attempts, never as the answer.
         """
+        run.arm()
         winner: list[tuple[str, ProviderResponse]] = []
         scopes: dict[str, anyio.CancelScope] = {}
 
@@ -371,6 +396,7 @@ class Cascade:
                 reason = f"retry in {delay:g}s would miss the deadline"
                 run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
                 return None
+            run.arm()
             await anyio.sleep(delay)
         return None
 
@@ -384,6 +410,7 @@ class Cascade:
         if gate is Gate.SKIP:
             return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
         if gate is Gate.ASK:
+            run.arm()
             if not await self._breaker.acquire_probe(name):
                 return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open (probe in flight)"))
             probe = True
@@ -399,6 +426,7 @@ class Cascade:
             try:
                 limiter.acquire_nowait()  # the common case: a free slot, no extra trip through the loop
             except anyio.WouldBlock:
+                run.arm()
                 await limiter.acquire()
                 if not probe and self._breaker.gate(name) is not Gate.GO:
                     # The circuit opened while this attempt waited for a slot: only probes pass now.
@@ -423,9 +451,14 @@ class Cascade:
             stream = provider.stream_response(run.request)
             if stream is not None:
                 return await delivery.pump(provider.name, stream, timeout)
-        with anyio.move_on_after(timeout) as scope:
+        # The attempt's one scope: its timeout, which is at the latest the message's cutoff.
+        with self._new_scope(deadline=self._now() + timeout) as scope:
             response = await provider.get_response(run.request)
         if scope.cancelled_caught:
+            if self._now() >= run.cutoff:
+                # It was the message's deadline: end the message the way its scope would.
+                run.arm()
+                await checkpoint()
             raise ProviderTimeoutError(f"no answer within {timeout:g}s")
         if not isinstance(response, ProviderResponse) or not isinstance(response.text, str):
             raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
