@@ -209,3 +209,22 @@ def test_cli_footer_and_json_carry_no_key(tmp_path: Path, monkeypatch: pytest.Mo
         out = io.StringIO()
         assert main(["ask", "jane", "hi", "--config", str(path), *extra], out=out) == 0
         assert_no_key(out.getvalue())
+
+
+def test_reported_model_names_are_redacted_every_time_and_kept_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # reported_model keeps the redacted form per name (redaction runs a fuzzy match per
+    # answer otherwise); a server naming a new model per answer must not grow it unbounded.
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    settings = va.Config.from_dict({"providers": [{"name": "openai", "type": "openai"}]}).providers[0]
+    from valis_actors.providers._http import _MAX_MODEL_NAMES
+    from valis_actors.providers._openai import OpenAIProvider
+
+    provider = OpenAIProvider(settings)
+    names = [f"model-{i}-{KEY}" for i in range(_MAX_MODEL_NAMES + 10)]
+    for _ in range(2):
+        shown = [provider.reported_model(name) for name in names]
+        assert_no_key(*shown)
+        assert all(s is not None and s.startswith("model-") and "[redacted]" in s for s in shown)
+    assert len(provider._models) == _MAX_MODEL_NAMES
+    assert provider.reported_model("gpt-test") == "gpt-test"
+    assert provider.reported_model("") is None and provider.reported_model(None) is None

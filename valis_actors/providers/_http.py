@@ -209,6 +209,11 @@ async def iter_sse(response: Any) -> AsyncGenerator[tuple[str | None, str], None
                     data.append(value)
 
 
+# Distinct model names whose redacted form a provider keeps (a misbehaving server could
+# name a new one per answer; past this many, they are redacted each time).
+_MAX_MODEL_NAMES = 64
+
+
 class SDKProvider(BaseProvider):
     """The base of the Anthropic and OpenAI providers: key, redaction, client, error entry.
 
@@ -224,6 +229,7 @@ class SDKProvider(BaseProvider):
         self.options: Any = provider_options(settings, self.options_type)
         self.api_key = read_api_key(self.options.api_key_env)
         self._redact = Redactor([self.api_key])
+        self._models: dict[str, str] = {}  # reported_model's answers: a server names few models
         self._sdk: Any = None
         self._http: Any = None
         self.client: Any = None
@@ -242,7 +248,17 @@ class SDKProvider(BaseProvider):
         A misbehaving server or proxy may echo the key there, and a successful answer's
         fields reach the caller, the attempts and the CLI footer unfiltered otherwise.
         """
-        return clip(self._redact(model)) if isinstance(model, str) and model else None
+        if not isinstance(model, str) or not model:
+            return None
+        # Redacting a key-like name runs a fuzzy match against the key (tens of microseconds
+        # per answer); its result depends on the name alone, so it is kept per name.
+        models = self._models
+        shown = models.get(model)
+        if shown is None:
+            shown = clip(self._redact(model))
+            if len(models) < _MAX_MODEL_NAMES:
+                models[model] = shown
+        return shown
 
     @property
     def sdk_timeout(self) -> float:
