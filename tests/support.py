@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -51,3 +52,10 @@ def provider(runtime: va.Runtime, name: str = "p1") -> ScriptedProvider:
 async def settle() -> None:
     """Let every task run until all are blocked."""
     await anyio.wait_all_tasks_blocked()
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (polling; bounded by ``timeout``, then TimeoutError)."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.002)

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import valis_actors as va
-from tests.support import make_config, scripted
+from tests.support import eventually, make_config, scripted
 from tests.test_cluster_redis import (  # noqa: F401 - the shared fixtures
     RedisServer,
     anyio_backend_fixture,
@@ -138,10 +138,7 @@ async def test_a_stale_owners_write_is_rejected_and_never_returned(redis_server:
                     outcome.append(exc)
 
             tg.start_soon(ask_old)
-            for _ in range(500):  # bounded: until the old owner's provider call runs
-                if journal(old).in_flight:
-                    break
-                await anyio.sleep(0.005)
+            await eventually(lambda: journal(old).in_flight)  # bounded: until the old owner's provider call runs
             assert redis_server.command("DEL", "valis:lease:{s1}") == 1  # the lease is stolen
             reply = await new.ask("s1", "jane", "second")
         assert reply.text == "p1: second"
@@ -170,10 +167,7 @@ async def test_a_paused_redis_fences_the_owner_before_its_lease_expires(redis_se
                         errors.append(exc)
 
                 tg.start_soon(ask)
-                for _ in range(500):
-                    if journal(runtime).in_flight:
-                        break
-                    await anyio.sleep(0.005)
+                await eventually(lambda: journal(runtime).in_flight)
                 redis_server.command("CLIENT", "PAUSE", "1500", "ALL")  # renewals get no answer
             [error] = errors
             assert isinstance(error, LeaseLostError)
@@ -328,10 +322,7 @@ async def test_fenced_sqlite_backend_rejects_a_stale_owner(redis_server: RedisSe
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(ask_old)
-            for _ in range(500):
-                if journal(old).in_flight:
-                    break
-                await anyio.sleep(0.005)
+            await eventually(lambda: journal(old).in_flight)
             redis_server.command("DEL", "valis:lease:{s1}")
             assert (await new.ask("s1", "jane", "second")).text == "p1: second"
         [error] = outcome
@@ -410,10 +401,7 @@ async def test_a_cut_connection_to_redis_fences_the_owner_and_refuses_new_sessio
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                for _ in range(500):
-                    if journal(runtime).in_flight:
-                        break
-                    await anyio.sleep(0.005)
+                await eventually(lambda: journal(runtime).in_flight)
                 await proxy.cut()
             [error] = errors
             assert isinstance(error, LeaseLostError)  # stopped before its lease could expire

@@ -16,6 +16,7 @@ import pytest
 
 import valis_actors as va
 from tests.server_support import chat_body, make_config, serve
+from tests.support import eventually
 from tests.test_cluster_redis import (  # noqa: F401 - the shared fixtures
     RedisServer,
     anyio_backend_fixture,
@@ -87,10 +88,7 @@ async def test_a_retried_request_is_answered_once_across_workers(redis_server: R
         replies: list[Any] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(post, first, replies)
-            for _ in range(400):  # bounded: until the first worker is answering
-                if first.scripted().in_flight:
-                    break
-                await anyio.sleep(0.005)
+            await eventually(lambda: first.scripted().in_flight)  # until the first worker is answering
             tg.start_soon(post, second, replies)  # the SDK's retry, landed on the other worker
         assert [r.status_code for r in replies] == [200, 200]
         assert {r.json()["choices"][0]["message"]["content"] for r in replies} == {"the one answer"}

@@ -21,6 +21,7 @@ import httpx2
 import openai
 import pytest
 
+from tests.support import eventually
 from valis_actors.testing.fakeserver import (
     FakeLLMServer,
     Fault,
@@ -133,13 +134,6 @@ async def raises(expected: type[E], call: Callable[..., Awaitable[Any]], *args: 
             link = link.__cause__ or link.__context__
         return exc
     pytest.fail(f"{call.__name__} did not raise {expected.__name__}")
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds: the server side of a socket event has run."""
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.002)
 
 
 # --- answers ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import valis_actors as va
+from tests.test_properties import Advance, Cancel, Flip  # the program steps both suites share
 from valis_actors.testing import EventRecorder, Step, run_on_virtual_time
 
 EXAMPLES = {"deep": 2000}.get(os.environ.get("HYPOTHESIS_PROFILE", ""), 80)
@@ -66,22 +67,6 @@ class Stream:
 @attrs.frozen
 class Ask:
     session: str
-
-
-@attrs.frozen
-class Cancel:
-    index: int
-
-
-@attrs.frozen
-class Advance:
-    seconds: float
-
-
-@attrs.frozen
-class Flip:
-    provider: str
-    step: Step
 
 
 sessions = st.sampled_from(["s0", "s1", "s2"])
