@@ -16,7 +16,6 @@ that message with ``ActorCrashedError`` and restarts the actor with fresh state
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +23,7 @@ from functools import partial
 
 import anyio
 
-from .._cascade import FALLBACK_RESERVE
+from .._cascade import FALLBACK_RESERVE, scope_cutoff
 from .._errors import (
     ActorCrashedError,
     IncompleteAnswerError,
@@ -111,10 +110,8 @@ class SessionActor:
         """
         cutoff = deadline - FALLBACK_RESERVE
         running = self._running
-        if running is not None:
-            current = running.deadline
-            if cutoff < (self._cutoff if current == math.inf else current):
-                running.deadline = cutoff
+        if running is not None and cutoff < scope_cutoff(running, self._cutoff):
+            running.deadline = cutoff
         queued = self._deadlines
         if queued is None:
             queued = self._deadlines = {}

@@ -13,6 +13,7 @@ from ._breaker import SharedState as SharedState
 from ._cascade import FALLBACK_RESERVE as FALLBACK_RESERVE
 from ._cascade import Cascade as Cascade
 from ._cascade import CascadeResult as CascadeResult
+from ._cascade import scope_cutoff as scope_cutoff
 from ._delivery import Delivery as Delivery
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "CircuitState",
     "Delivery",
     "SharedState",
+    "scope_cutoff",
 ]

@@ -46,7 +46,7 @@ from ._breaker import BreakerActor, Gate
 from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
 
-__all__ = ["Cascade", "CascadeResult"]
+__all__ = ["Cascade", "CascadeResult", "scope_cutoff"]
 
 logger = logging.getLogger("valis_actors.cascade")
 
@@ -55,6 +55,16 @@ logger = logging.getLogger("valis_actors.cascade")
 FALLBACK_RESERVE = 0.002
 # An attempt given less than this is not started: it could not finish.
 MIN_ATTEMPT_TIME = 0.001
+
+def scope_cutoff(scope: anyio.CancelScope, cutoff: float) -> float:
+    """When a message's attempts must end: its scope's deadline once armed, else ``cutoff``.
+
+    A message scope is created without a deadline (see ``Cascade.answer``); tightening
+    it, or the cascade arming it, gives it one.
+    """
+    deadline = scope.deadline
+    return cutoff if deadline == math.inf else deadline
+
 
 @attrs.frozen
 class CascadeResult:
@@ -101,8 +111,7 @@ class _Run:
     @property
     def cutoff(self) -> float:
         """When provider attempts must end (the deadline scope may be tightened meanwhile)."""
-        deadline = self.scope.deadline
-        return self.base_cutoff if deadline == math.inf else deadline
+        return scope_cutoff(self.scope, self.base_cutoff)
 
     def arm(self) -> None:
         """Give the message's scope its deadline, for the waits outside an attempt's own scope.
