@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from .._cascade import Delivery
+from .._cascade import Delivery, MessageScope
 from .._messages import Reply, Turn
 from .._personas import Persona
 from ._signal import Signal
@@ -59,7 +59,7 @@ class Envelope:
         # An app step run in the session's order (Runtime.run_in_session) instead of a message.
         self.call: Callable[[], Awaitable[Any]] | None = None
         self.result: Any = None
-        self.scope: anyio.CancelScope | None = None
+        self.scope: anyio.CancelScope | MessageScope | None = None
         self.seq = -1  # numbered in mailbox order (see SessionContext.accept)
         self.accepted = False
         self.delivery: Delivery | None = None

@@ -23,7 +23,7 @@ from functools import partial
 
 import anyio
 
-from .._cascade import FALLBACK_RESERVE, scope_cutoff
+from .._cascade import FALLBACK_RESERVE, MessageScope
 from .._errors import (
     ActorCrashedError,
     IncompleteAnswerError,
@@ -53,7 +53,6 @@ class SessionActor:
 
     __slots__ = (
         "_context",
-        "_cutoff",
         "_deadlines",
         "_history",
         "_own_cutoff",
@@ -77,8 +76,7 @@ class SessionActor:
         # Deadline inheritance (see note_accepted): candidate minimum deadlines of the
         # queued messages, and the deadline scope of the message being answered.
         self._deadlines: dict[int, float] | None = None  # seq -> deadline of queued messages
-        self._running: anyio.CancelScope | None = None
-        self._cutoff = float("inf")  # the running message's cutoff while its scope has no deadline
+        self._running: anyio.CancelScope | MessageScope | None = None
         self._own_cutoff = float("inf")  # the running message's own deadline, less the reserve
         self._restarts: deque[float] | None = None
         self._token: int | None = None  # the fencing token the cached history was read under
@@ -110,7 +108,7 @@ class SessionActor:
         """
         cutoff = deadline - FALLBACK_RESERVE
         running = self._running
-        if running is not None and cutoff < scope_cutoff(running, self._cutoff):
+        if running is not None and cutoff < running.deadline:
             running.deadline = cutoff
         queued = self._deadlines
         if queued is None:
@@ -232,9 +230,20 @@ class SessionActor:
         if envelope.call is not None:
             await self._run_call(envelope, info)
         else:
+            emit = context.emit
+            if emit.enabled:
+                emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
+            deadline = self._effective_deadline(envelope)
+            self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
+            cutoff = deadline - FALLBACK_RESERVE
             delivery = envelope.delivery
             try:
-                await self._answer(envelope, info)
+                if info is None or not (context.hooks_before_message or context.hooks_fence):
+                    # The default lifecycle: nothing to wait for before the work, no fence around it.
+                    await self._answer(envelope, deadline, cutoff, None)
+                else:
+                    answer = partial(self._answer, envelope, deadline)
+                    await self._hooked(envelope, info, cutoff, answer, inherit=True)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 if delivery is None or not delivery.gone:
                     raise
@@ -244,20 +253,6 @@ class SessionActor:
                     delivery.close()
         if info is not None and context.hooks_after_reply:
             await self._lifecycle("after_reply", info)
-
-    async def _answer(self, envelope: Envelope, info: MessageInfo | None) -> None:
-        context = self._context
-        emit = context.emit
-        if emit.enabled:
-            emit(EventKind.MESSAGE_STARTED, self.session_id, envelope.seq)
-        deadline = self._effective_deadline(envelope)
-        self._own_cutoff = envelope.deadline - FALLBACK_RESERVE
-        cutoff = deadline - FALLBACK_RESERVE
-        if info is None or not (context.hooks_before_message or context.hooks_fence):
-            # The default lifecycle: nothing to wait for before the work, no fence around it.
-            await self._answer_fenced(envelope, deadline, cutoff, None)
-            return
-        await self._hooked(envelope, info, cutoff, partial(self._answer_fenced, envelope, deadline), inherit=True)
 
     async def _hooked(
         self,
@@ -309,7 +304,7 @@ class SessionActor:
         if body_error is not None:
             raise body_error
 
-    async def _answer_fenced(self, envelope: Envelope, deadline: float, cutoff: float, token: int | None) -> None:
+    async def _answer(self, envelope: Envelope, deadline: float, cutoff: float, token: int | None) -> None:
         """History, providers and memory write of one message, inside its lifecycle's fence."""
         context = self._context
         emit = context.emit
@@ -353,18 +348,14 @@ class SessionActor:
             history=tuple(history),
             deadline=deadline,
         )
-        # One scope per message: a caller who gives up cancels it (marking the envelope),
-        # and its deadline bounds the provider attempts. It gets that deadline only when
-        # the cascade waits outside an attempt or a caller behind tightens it: the common
-        # message's one timer is its attempt's (see Cascade.answer).
-        self._cutoff = cutoff
-        scope = envelope.scope = self._running = context.new_scope()
+        # The message's cancel handle: a caller who gives up cancels it (marking the
+        # envelope), callers queued behind tighten its deadline, which bounds the provider
+        # attempts. The common message's one cancel scope is its attempt's (see Cascade.answer).
+        scope = envelope.scope = self._running = MessageScope(cutoff, context.new_scope)
         if envelope.delivery is not None:
             envelope.delivery.scope = scope
         try:
-            result = await context.cascade.answer(
-                request, seq=envelope.seq, delivery=envelope.delivery, deadline_scope=scope, cutoff=cutoff
-            )
+            result = await context.cascade.answer(request, seq=envelope.seq, delivery=envelope.delivery, scope=scope)
         finally:
             self._running = None
         if envelope.abandoned:

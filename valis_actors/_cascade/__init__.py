@@ -2,7 +2,8 @@
 
 ``_outcomes`` is the one table from provider error to outcome, retry, failover and
 breaker verdict; ``_cascade`` runs providers in order under the deadline; ``_breaker``
-is the actor that owns every circuit; ``_delivery`` moves streamed chunks to the caller.
+is the actor that owns every circuit; ``_delivery`` moves streamed chunks to the caller;
+``_scope`` is a message's cancel handle.
 """
 
 from ._breaker import BreakerActor as BreakerActor
@@ -13,8 +14,8 @@ from ._breaker import SharedState as SharedState
 from ._cascade import FALLBACK_RESERVE as FALLBACK_RESERVE
 from ._cascade import Cascade as Cascade
 from ._cascade import CascadeResult as CascadeResult
-from ._cascade import scope_cutoff as scope_cutoff
 from ._delivery import Delivery as Delivery
+from ._scope import MessageScope as MessageScope
 
 __all__ = [
     "FALLBACK_RESERVE",
@@ -25,6 +26,6 @@ __all__ = [
     "CascadeResult",
     "CircuitState",
     "Delivery",
+    "MessageScope",
     "SharedState",
-    "scope_cutoff",
 ]

@@ -28,7 +28,6 @@ from typing import Any
 
 import anyio
 import attrs
-from anyio.lowlevel import checkpoint
 
 from .._clock import Clock
 from .._errors import (
@@ -45,8 +44,9 @@ from ..providers._common import describe_exception, redacted_traceback
 from ._breaker import BreakerActor, Gate
 from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
+from ._scope import MessageScope
 
-__all__ = ["Cascade", "CascadeResult", "scope_cutoff"]
+__all__ = ["Cascade", "CascadeResult"]
 
 logger = logging.getLogger("valis_actors.cascade")
 
@@ -56,14 +56,13 @@ FALLBACK_RESERVE = 0.002
 # An attempt given less than this is not started: it could not finish.
 MIN_ATTEMPT_TIME = 0.001
 
-def scope_cutoff(scope: anyio.CancelScope, cutoff: float) -> float:
-    """When a message's attempts must end: its scope's deadline once armed, else ``cutoff``.
 
-    A message scope is created without a deadline (see ``Cascade.answer``); tightening
-    it, or the cascade arming it, gives it one.
-    """
-    deadline = scope.deadline
-    return cutoff if deadline == math.inf else deadline
+class _Slow(Exception):
+    """The first attempt must wait outside its own scope (a slot, a probe): the message's scope is needed."""
+
+
+class _Cut(Exception):
+    """The message was cut (its deadline, its caller gone) during its first attempt."""
 
 
 @attrs.frozen
@@ -98,9 +97,9 @@ class _Run:
     request: ProviderRequest
     seq: int | None
     delivery: Delivery | None
-    scope: anyio.CancelScope
-    # The message's cutoff while ``scope`` has no deadline of its own (see ``Cascade.answer``).
-    base_cutoff: float
+    scope: MessageScope
+    # The first attempt, run in its own scope only (see ``Cascade.answer``).
+    fast: bool = False
     attempts: list[Attempt] = attrs.field(factory=list)
     refusal: str | None = None
     # A continued answer: the parts before the current one, and how much text they made.
@@ -110,17 +109,17 @@ class _Run:
 
     @property
     def cutoff(self) -> float:
-        """When provider attempts must end (the deadline scope may be tightened meanwhile)."""
-        return scope_cutoff(self.scope, self.base_cutoff)
+        """When provider attempts must end (the message's owner may tighten it meanwhile)."""
+        return self.scope.deadline
 
-    def arm(self) -> None:
-        """Give the message's scope its deadline, for the waits outside an attempt's own scope.
+    def must_wait(self) -> None:
+        """The attempt is about to wait outside its own scope: only inside the message's scope.
 
-        The common path (one attempt that answers) never needs it: the attempt's scope
-        carries the cutoff, so a message costs one timer, not two.
+        Raises:
+            _Slow: This is the first attempt, which has no message scope around it.
         """
-        if self.scope.deadline == math.inf:
-            self.scope.deadline = self.base_cutoff
+        if self.fast:
+            raise _Slow
 
 
 class Cascade:
@@ -166,45 +165,67 @@ class Cascade:
         *,
         seq: int | None = None,
         delivery: Delivery | None = None,
-        deadline_scope: anyio.CancelScope | None = None,
-        cutoff: float | None = None,
+        scope: MessageScope | None = None,
     ) -> CascadeResult:
         """Answer ``request`` by ``request.deadline``: a provider's answer, or the fallback's.
 
         Args:
             delivery: Stream the answer to it as it arrives.
-            deadline_scope: A scope (not yet entered) that bounds the provider attempts;
-                its owner may cancel it, or tighten its deadline while they run.
-            cutoff: When the attempts must end, if ``deadline_scope`` has no deadline yet:
-                the scope then gets one only when the cascade waits outside an attempt
-                (retry delays, a busy limiter, a probe, hedging, streaming); a lone
-                attempt's own scope ends at the cutoff. By default ``request.deadline``
-                less the fallback's reserve.
+            scope: The message's cancel handle: its owner may cancel it, or tighten its
+                deadline, while the attempts run. Its deadline is when they must end; by
+                default ``request.deadline`` less the fallback's reserve.
         """
-        base = request.deadline - FALLBACK_RESERVE if cutoff is None else cutoff
-        scope = deadline_scope or self._new_scope(deadline=base)
-        run = _Run(request, seq, delivery, scope, base)
-        cut: Incomplete | None = None
-        with scope:
+        if scope is None:
+            scope = MessageScope(request.deadline - FALLBACK_RESERVE, self._new_scope)
+        run = _Run(request, seq, delivery, scope)
+        hedging = self._hedge_after is not None and len(self.providers) > 1
+        first: _Trial | None = None
+        if delivery is None and not hedging and self.providers:
+            # The common message: its first attempt runs in the attempt's own scope, which the
+            # message's handle forwards to, and most messages end there.
+            run.fast = True
             try:
-                if delivery is not None:
-                    run.arm()
-                if self._hedge_after is not None and len(self.providers) > 1:
-                    won = await self._hedged(run, self._hedge_after)
-                else:
-                    won = await self._sequential(run)
-            except Incomplete as exc:
-                won, cut = await self._recover(run, exc)
-            if won is not None:
-                return self._answered(run, *won)
+                first = await self._attempt(self.providers[0], run)
+            except _Slow:
+                pass  # it must wait for a slot or a probe: from the start, in the message's scope
+            except _Cut:
+                return await self._fall_back(run, None)
+            run.fast = False
+            if first is not None and first.response is not None:
+                run.attempts.append(first.attempt)
+                return self._answered(run, self.providers[0].name, first.response)
+        won: tuple[str, ProviderResponse] | None = None
+        cut: Incomplete | None = None
+        try:
+            with scope.open():
+                try:
+                    try:
+                        if hedging and self._hedge_after is not None:
+                            won = await self._hedged(run, self._hedge_after)
+                        else:
+                            won = await self._sequential(run, first)
+                    except Incomplete as exc:
+                        won, cut = await self._recover(run, exc)
+                except _Cut:
+                    pass  # the message's deadline passed, or its caller left: the fallback below
+        finally:
+            scope.close()
+        if won is not None:
+            return self._answered(run, *won)
         run.request = request
+        return await self._fall_back(run, cut)
+
+    async def _fall_back(self, run: _Run, cut: Incomplete | None) -> CascadeResult:
+        """The end of a message no provider answered: the persona fallback's answer, or incomplete."""
         if cut is not None:
             return self._incomplete(run, cut.provider, str(cut.error))
+        delivery = run.delivery
         if delivery is not None and delivery.started:
             # Chunks of an answer reached the caller and the deadline cut it: the fallback
             # cannot take over a stream that is already speaking.
             return self._incomplete(run, self._speaker(run), "the response deadline passed")
         fallback = self.fallback
+        request = run.request
         if delivery is None:
             response = await fallback.get_response(request)
         else:
@@ -246,7 +267,6 @@ class Cascade:
         delivery = run.delivery
         if delivery is None:  # pragma: no cover - only a streamed answer can be cut
             return None, cut
-        run.arm()
         original = run.request
         # Every round ends in a new cut (a continuing attempt that was cut in its turn)
         # or stops; each attempt of each provider can end one round at most.
@@ -309,9 +329,11 @@ class Cascade:
             error.received = run.delivery.text()
         return CascadeResult(None, provider, False, tuple(run.attempts), incomplete=error)
 
-    async def _sequential(self, run: _Run) -> tuple[str, ProviderResponse] | None:
+    async def _sequential(self, run: _Run, first: _Trial | None = None) -> tuple[str, ProviderResponse] | None:
+        """The providers in order; ``first`` is the first provider's first attempt, if it was made."""
         for provider in self.providers:
-            trial = await self._run_provider(provider, run)
+            trial = await self._run_provider(provider, run, first)
+            first = None
             if trial is not None and trial.response is not None:
                 return provider.name, trial.response
             if run.refusal is not None and not self._policy_failover:
@@ -324,7 +346,6 @@ class Cascade:
         The first success (or, streaming, the first chunk) wins; the other racers are
         cancelled and recorded as cancelled attempts, never as the answer.
         """
-        run.arm()
         winner: list[tuple[str, ProviderResponse]] = []
         scopes: dict[str, anyio.CancelScope] = {}
 
@@ -351,12 +372,12 @@ class Cascade:
         try:
             await self._race_all(run, hedge_after, race, scopes, winner)
         except ExceptionGroup as group:
-            # A racer's Incomplete comes out of the task group wrapped; it is an answer's
-            # end, not a crash. Anything else stays a group (a real bug).
-            incomplete, rest = group.split(Incomplete)
-            if incomplete is None or rest is not None:
+            # A racer's Incomplete or _Cut comes out of the task group wrapped; it is an
+            # answer's end, not a crash. Anything else stays a group (a real bug).
+            ended, rest = group.split((Incomplete, _Cut))
+            if ended is None or rest is not None:
                 raise
-            first = incomplete.exceptions[0]
+            first = ended.exceptions[0]
             while isinstance(first, ExceptionGroup):
                 first = first.exceptions[0]
             raise first from None
@@ -382,10 +403,16 @@ class Cascade:
                 with anyio.move_on_after(hedge_after):
                     await finished.wait()
 
-    async def _run_provider(self, provider: BaseProvider, run: _Run) -> _Trial | None:
-        """Try one provider with retries; the successful trial, or None to move on."""
+    async def _run_provider(self, provider: BaseProvider, run: _Run, first: _Trial | None = None) -> _Trial | None:
+        """Try one provider with retries; the successful trial, or None to move on.
+
+        ``first`` is its first attempt when that was made already (``Cascade.answer``).
+        """
         for retry in range(len(self._schedule) + 1):
-            trial = await self._attempt(provider, run)
+            if first is None:
+                trial = await self._attempt(provider, run)
+            else:
+                trial, first = first, None
             run.attempts.append(trial.attempt)
             outcome = trial.attempt.outcome
             if outcome is AttemptOutcome.SUCCESS:
@@ -405,7 +432,6 @@ class Cascade:
                 reason = f"retry in {delay:g}s would miss the deadline"
                 run.attempts.append(Attempt(provider.name, AttemptOutcome.DEADLINE, reason))
                 return None
-            run.arm()
             await anyio.sleep(delay)
         return None
 
@@ -419,7 +445,7 @@ class Cascade:
         if gate is Gate.SKIP:
             return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
         if gate is Gate.ASK:
-            run.arm()
+            run.must_wait()
             if not await self._breaker.acquire_probe(name):
                 return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open (probe in flight)"))
             probe = True
@@ -435,7 +461,7 @@ class Cascade:
             try:
                 limiter.acquire_nowait()  # the common case: a free slot, no extra trip through the loop
             except anyio.WouldBlock:
-                run.arm()
+                run.must_wait()
                 await limiter.acquire()
                 if not probe and self._breaker.gate(name) is not Gate.GO:
                     # The circuit opened while this attempt waited for a slot: only probes pass now.
@@ -454,27 +480,6 @@ class Cascade:
             if probe or verdict is not Verdict.RELEASE:
                 self._breaker.report(name, verdict, probe=probe)
 
-    async def _invoke(self, provider: BaseProvider, run: _Run, timeout: float) -> ProviderResponse:
-        delivery = run.delivery
-        if delivery is not None:
-            stream = provider.stream_response(run.request)
-            if stream is not None:
-                return await delivery.pump(provider.name, stream, timeout)
-        # The attempt's one scope: its timeout, which is at the latest the message's cutoff.
-        with self._new_scope(deadline=self._now() + timeout) as scope:
-            response = await provider.get_response(run.request)
-        if scope.cancelled_caught:
-            if self._now() >= run.cutoff:
-                # It was the message's deadline: end the message the way its scope would.
-                run.arm()
-                await checkpoint()
-            raise ProviderTimeoutError(f"no answer within {timeout:g}s")
-        if not isinstance(response, ProviderResponse) or not isinstance(response.text, str):
-            raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
-        if delivery is not None:
-            await delivery.emit(provider.name, response.text)
-        return response
-
     async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
         name = provider.name
         request = run.request
@@ -483,11 +488,34 @@ class Cascade:
             self._emit(EventKind.ATTEMPT_STARTED, request.session_id, run.seq, name)
         trial: _Trial
         try:
-            response = await self._invoke(provider, run, timeout)
+            delivery = run.delivery
+            stream = None if delivery is None else provider.stream_response(request)
+            if stream is not None and delivery is not None:
+                response = await delivery.pump(name, stream, timeout)
+            else:
+                # The attempt's one scope: its timeout, which is at the latest the message's
+                # deadline. The first attempt's is the message's too: its handle forwards to it.
+                handle = run.scope
+                fast = run.fast
+                scope = handle.open(started + timeout) if fast else self._new_scope(deadline=started + timeout)
+                try:
+                    with scope:
+                        response = await provider.get_response(request)
+                finally:
+                    if fast:
+                        handle.close()
+                if scope.cancelled_caught:
+                    if handle.cancel_called or self._now() >= run.cutoff:
+                        raise _Cut  # the message's end (its deadline, its caller), not the attempt's timeout
+                    raise ProviderTimeoutError(f"no answer within {timeout:g}s")
+                if not isinstance(response, ProviderResponse) or not isinstance(response.text, str):
+                    raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
+                if delivery is not None:
+                    await delivery.emit(name, response.text)
             duration = self._now() - started
             attempt = Attempt(name, AttemptOutcome.SUCCESS, None, duration, response.model, response.usage)
             trial = _Trial(attempt, response)
-        except anyio.get_cancelled_exc_class():
+        except (_Cut, anyio.get_cancelled_exc_class()):
             now = self._now()
             cut = now >= run.cutoff
             outcome = AttemptOutcome.DEADLINE if cut else AttemptOutcome.CANCELLED

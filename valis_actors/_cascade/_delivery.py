@@ -21,6 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._errors import ProviderError, ProviderTimeoutError, TransientProviderError
 from .._messages import AttemptOutcome, ProviderResponse, Restart
+from ._scope import MessageScope
 
 __all__ = ["Delivery", "Incomplete", "LostRace"]
 
@@ -67,7 +68,7 @@ class Delivery:
         self.owner: str | None = None
         self.on_claim: Callable[[str], None] | None = None
         self.gone = False  # the caller stopped listening
-        self.scope: anyio.CancelScope | None = None  # the message's scope: cancelled when the caller goes
+        self.scope: anyio.CancelScope | MessageScope | None = None  # the message's: cancelled when the caller goes
         self.restartable = False  # the caller reads events, so it can take a Restart
         self.parts: list[str] = []  # the text the caller received, chunk by chunk
         self.send: MemoryObjectSendStream[str | Restart]
