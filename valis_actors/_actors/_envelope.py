@@ -8,8 +8,8 @@ from typing import Any
 
 import anyio
 
-from .._cascade import Delivery, MessageScope
-from .._messages import Reply, Turn
+from .._cascade import CascadeResult, Delivery, MessageScope, first_reply
+from .._messages import ProviderResponse, Reply, Turn
 from .._personas import Persona
 from ._signal import Signal
 
@@ -27,26 +27,35 @@ class Envelope:
     """One message on its way through a session actor, and the slot for its reply."""
 
     __slots__ = (
+        "_reply",
         "abandoned",
         "accepted",
+        "answer",
         "call",
         "deadline",
         "delivery",
         "done",
+        "duration",
+        "elapsed",
         "error",
         "history",
         "message",
         "persona",
-        "reply",
+        "provider",
+        "response",
         "result",
         "scope",
         "seq",
+        "session_id",
         "started",
         "state",
         "system_prompt",
     )
 
-    def __init__(self, persona: Persona, message: str, started: float, deadline: float, done: Signal) -> None:
+    def __init__(
+        self, session_id: str, persona: Persona, message: str, started: float, deadline: float, done: Signal
+    ) -> None:
+        self.session_id = session_id
         self.persona = persona
         self.message = message
         self.started = started
@@ -54,7 +63,15 @@ class Envelope:
         self.done = done
         self.abandoned = False
         self.state = EnvelopeState.QUEUED
-        self.reply: Reply | None = None
+        # What the actor leaves for the caller's task to build the Reply from (see ``reply``):
+        # the cascade's result, or for a message its first attempt answered only the
+        # response, provider and attempt's duration; and the seconds from ``ask``.
+        self.answer: CascadeResult | None = None
+        self.response: ProviderResponse | None = None
+        self.provider = ""
+        self.duration = 0.0
+        self.elapsed = 0.0
+        self._reply: Reply | None = None
         self.error: BaseException | None = None
         # An app step run in the session's order (Runtime.run_in_session) instead of a message.
         self.call: Callable[[], Awaitable[Any]] | None = None
@@ -66,6 +83,24 @@ class Envelope:
         # Caller-supplied context (the HTTP server passes the client's history and system prompt).
         self.history: tuple[Turn, ...] | None = None
         self.system_prompt: str | None = None
+
+    @property
+    def reply(self) -> Reply | None:
+        """The reply, once the actor answered; built on first read, in the reader's task.
+
+        The actor only leaves its result: a Reply and its records made in the actor's
+        task would live until the caller woke up, and with thousands of sessions they
+        piled up between wake-ups for the garbage collector to walk.
+        """
+        reply = self._reply
+        if reply is not None:
+            return reply
+        if self.response is not None:
+            reply = first_reply(self.response, self.provider, self.duration, self.persona.id, self.session_id, self.elapsed)
+        elif self.answer is not None:
+            reply = self.answer.reply(self.persona.id, self.session_id, self.elapsed)
+        self._reply = reply
+        return reply
 
     def abandon(self) -> bool:
         """The caller gave up. True if the message was still queued (it is dropped, never started);

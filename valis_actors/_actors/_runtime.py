@@ -216,9 +216,10 @@ class Runtime(metaclass=NoPublicConstructor):
         """
         envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
         await self._settle(session_id, envelope)
-        if envelope.reply is None:  # the actor sets one or the other; never neither
+        reply = envelope.reply  # built here, in the caller's task, from what the actor left
+        if reply is None:  # the actor sets one or the other; never neither
             raise ActorCrashedError(f"session {session_id!r} ended a message without a reply or an error")
-        return envelope.reply
+        return reply
 
     @asynccontextmanager
     async def stream(
@@ -391,7 +392,7 @@ class Runtime(metaclass=NoPublicConstructor):
         if system_prompt is not None:
             _refuse_surrogates("system prompt", system_prompt)
         now = self._now()
-        envelope = Envelope(persona, message, now, now + deadline, self._new_event())
+        envelope = Envelope(session_id, persona, message, now, now + deadline, self._new_event())
         envelope.history = history
         envelope.system_prompt = system_prompt
         return envelope

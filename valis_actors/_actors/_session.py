@@ -33,7 +33,7 @@ from .._errors import (
     ValisError,
 )
 from .._events import EventKind
-from .._messages import ProviderRequest, Reply, Turn
+from .._messages import ProviderRequest, Turn
 from ._context import MessageInfo, SessionContext
 from ._envelope import Envelope, EnvelopeState, _Park
 from ._mailbox import Mailbox
@@ -358,6 +358,7 @@ class SessionActor:
             result = await context.cascade.answer(request, seq=envelope.seq, delivery=envelope.delivery, scope=scope)
         finally:
             self._running = None
+            envelope.scope = None  # nothing to cancel any more: freed now, not with the envelope
         if envelope.abandoned:
             self._drop(envelope)
             return
@@ -368,22 +369,10 @@ class SessionActor:
             error.provider = result.provider
             self._fail_message(envelope, error)
             return
-        reply = Reply(
-            text=response.text,
-            provider=result.provider,
-            persona_id=persona.id,
-            session_id=self.session_id,
-            fallback_used=result.fallback_used,
-            attempts=result.attempts,
-            model=response.model,
-            usage=response.usage,
-            elapsed=context.now() - envelope.started,
-            refusal=result.refusal,
-            segments=result.segments,
-        )
+        elapsed = context.now() - envelope.started
         memory = context.memory
         if memory is not None:
-            turn = Turn(envelope.message, reply.text, persona.id, reply.provider, reply.model, time.time())
+            turn = Turn(envelope.message, response.text, persona.id, result.provider, response.model, time.time())
             try:
                 with anyio.move_on_after(max(0.0, envelope.deadline - context.now())) as recording:
                     await memory.record(self.session_id, turn, token=token)
@@ -403,14 +392,22 @@ class SessionActor:
             if memory.max_turns and cached is not None:
                 cached.append(turn)
                 del cached[: -memory.max_turns]
-        envelope.reply = reply
+        # The caller's task builds the Reply from these (Envelope.reply); a message its first
+        # attempt answered leaves no object of the actor's but the response.
+        if result.duration is not None:
+            envelope.response = response
+            envelope.provider = result.provider
+            envelope.duration = result.duration
+        else:
+            envelope.answer = result
+        envelope.elapsed = elapsed
         envelope.state = EnvelopeState.DONE
         envelope.done.set()
         context.book.delivered += 1
         if emit.enabled:
             emit(
-                EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, reply.provider,
-                {"deadline": envelope.deadline, "fallback_used": reply.fallback_used},
+                EventKind.REPLY_DELIVERED, self.session_id, envelope.seq, result.provider,
+                {"deadline": envelope.deadline, "fallback_used": result.fallback_used},
             )
 
     def _step_deadline(self, envelope: Envelope) -> float:

@@ -38,7 +38,7 @@ from .._errors import (
     TransientProviderError,
 )
 from .._events import Emitter, EventKind
-from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse, Segment, Usage
+from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse, Reply, Segment, Usage
 from ..providers._base import BaseProvider
 from ..providers._common import describe_exception, redacted_traceback
 from ._breaker import BreakerActor, Gate
@@ -46,7 +46,7 @@ from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
 from ._scope import MessageScope
 
-__all__ = ["Cascade", "CascadeResult"]
+__all__ = ["Cascade", "CascadeResult", "first_reply"]
 
 logger = logging.getLogger("valis_actors.cascade")
 
@@ -71,6 +71,13 @@ class CascadeResult:
 
     ``incomplete`` is set (and ``response`` is None) when a streamed answer was cut
     after its first chunk reached the caller.
+
+    ``duration`` is set when the first attempt answered (the common message): its one
+    attempt record and segment are then built by :meth:`reply`, which runs in the
+    caller's task, instead of in the actor's (``attempts`` and ``segments`` stay empty).
+    With thousands of sessions, objects the actor made and kept until each caller woke
+    up piled up by the thousand between two wake-ups, and the garbage collector walked
+    them all, again and again; objects the caller makes and drops cost it nothing.
     """
 
     response: ProviderResponse | None
@@ -80,14 +87,79 @@ class CascadeResult:
     refusal: str | None = None
     incomplete: IncompleteAnswerError | None = None
     segments: tuple[Segment, ...] = ()
+    duration: float | None = None
+
+    def reply(self, persona_id: str, session_id: str, elapsed: float) -> Reply:
+        """The ``Reply`` of an answered message."""
+        response = self.response
+        if response is None:  # pragma: no cover - an incomplete answer fails its message instead
+            raise ValueError("an incomplete answer has no reply")
+        if self.duration is not None:
+            return first_reply(response, self.provider, self.duration, persona_id, session_id, elapsed)
+        return Reply(
+            text=response.text,
+            provider=self.provider,
+            persona_id=persona_id,
+            session_id=session_id,
+            fallback_used=self.fallback_used,
+            attempts=self.attempts,
+            model=response.model,
+            usage=response.usage,
+            elapsed=elapsed,
+            refusal=self.refusal,
+            segments=self.segments,
+        )
 
 
-@attrs.define
+def first_reply(
+    response: ProviderResponse, provider: str, duration: float, persona_id: str, session_id: str, elapsed: float
+) -> Reply:
+    """The ``Reply`` of a message its first attempt answered (``CascadeResult.duration``)."""
+    model = response.model
+    return Reply(
+        text=response.text,
+        provider=provider,
+        persona_id=persona_id,
+        session_id=session_id,
+        fallback_used=False,
+        attempts=(Attempt(provider, AttemptOutcome.SUCCESS, None, duration, model, response.usage),),
+        model=model,
+        usage=response.usage,
+        elapsed=elapsed,
+        segments=(Segment(provider, model, len(response.text)),),
+    )
+
+
 class _Trial:
-    """The outcome of one call to a provider (internal)."""
+    """The outcome of one call to a provider (internal).
 
-    attempt: Attempt
-    response: ProviderResponse | None = None
+    A success keeps its duration, and builds its attempt record only when asked: the
+    common message's record is built with its reply, in the caller's task.
+    """
+
+    __slots__ = ("_attempt", "duration", "name", "response")
+
+    def __init__(
+        self, attempt: Attempt | None, response: ProviderResponse | None = None, name: str = "", duration: float = 0.0
+    ) -> None:
+        self._attempt = attempt
+        self.response = response
+        self.name = name
+        self.duration = duration
+
+    @property
+    def outcome(self) -> AttemptOutcome:
+        attempt = self._attempt
+        return AttemptOutcome.SUCCESS if attempt is None else attempt.outcome
+
+    @property
+    def attempt(self) -> Attempt:
+        attempt = self._attempt
+        if attempt is None:
+            response = self.response
+            model, usage = (response.model, response.usage) if response is not None else (None, None)
+            attempt = self._attempt = Attempt(self.name, AttemptOutcome.SUCCESS, None, self.duration, model, usage)
+        return attempt
 
 
 @attrs.define
@@ -192,8 +264,7 @@ class Cascade:
                 return await self._fall_back(run, None)
             run.fast = False
             if first is not None and first.response is not None:
-                run.attempts.append(first.attempt)
-                return self._answered(run, self.providers[0].name, first.response)
+                return CascadeResult(first.response, first.name, False, (), duration=first.duration)
         won: tuple[str, ProviderResponse] | None = None
         cut: Incomplete | None = None
         try:
@@ -414,7 +485,7 @@ class Cascade:
             else:
                 trial, first = first, None
             run.attempts.append(trial.attempt)
-            outcome = trial.attempt.outcome
+            outcome = trial.outcome
             if outcome is AttemptOutcome.SUCCESS:
                 return trial
             if outcome is AttemptOutcome.CONTENT_POLICY:
@@ -474,7 +545,7 @@ class Cascade:
                 raise
             finally:
                 limiter.release()
-            verdict = rule_of(trial.attempt.outcome).breaker
+            verdict = rule_of(trial.outcome).breaker
             return trial
         finally:
             if probe or verdict is not Verdict.RELEASE:
@@ -512,9 +583,7 @@ class Cascade:
                     raise TypeError(f"get_response returned {type(response).__name__}, not a ProviderResponse")
                 if delivery is not None:
                     await delivery.emit(name, response.text)
-            duration = self._now() - started
-            attempt = Attempt(name, AttemptOutcome.SUCCESS, None, duration, response.model, response.usage)
-            trial = _Trial(attempt, response)
+            trial = _Trial(None, response, name, self._now() - started)
         except (_Cut, anyio.get_cancelled_exc_class()):
             now = self._now()
             cut = now >= run.cutoff
@@ -537,7 +606,8 @@ class Cascade:
             )
             message = provider.redact(describe_exception(exc))
             trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, self._now() - started))
-        self._finished(run, name, trial.attempt.outcome, trial.attempt.error)
+        if self._emit.enabled:
+            self._finished(run, name, trial.outcome, trial.attempt.error)
         if run.delivery is not None and run.delivery.claimed_by(name) and trial.response is None:
             # Chunks of this answer already reached the caller: no failover, no retry.
             run.attempts.append(trial.attempt)
