@@ -25,6 +25,7 @@ SCRIPTS = (
     "bench_memory",
     "bench_server",
     "bench_stream_faults",
+    "gc_task_hop",
     "bench_cluster",  # starts its own redis-server (installed by .ci/run)
 )
 
