@@ -354,7 +354,8 @@ class Runtime(metaclass=NoPublicConstructor):
             raise InvalidSessionIdError(
                 f"session id must be 1 to {MAX_SESSION_ID_CHARS} characters (got {len(session_id)})"
             )
-        _refuse_surrogates("session id", session_id, InvalidSessionIdError)
+        if not session_id.isascii():  # ASCII (the common case) holds no surrogate: no call
+            _refuse_surrogates("session id", session_id, InvalidSessionIdError)
         if not isinstance(message, str):
             raise InvalidRequestError(f"message must be a string, got {type(message).__name__}")
         if not message.strip():
@@ -365,10 +366,12 @@ class Runtime(metaclass=NoPublicConstructor):
                 f"message is {len(message)} characters, over max_message_chars={limit}; "
                 "shorten it or raise max_message_chars in config.json"
             )
-        _refuse_surrogates("message", message)  # after the length: never encode an oversized one
+        if not message.isascii():  # after the length: never encode an oversized one
+            _refuse_surrogates("message", message)
         if not isinstance(persona_id, str):
             raise InvalidRequestError(f"persona id must be a string, got {type(persona_id).__name__}")
-        _refuse_surrogates("persona id", persona_id, InvalidPersonaIdError)
+        if not persona_id.isascii():
+            _refuse_surrogates("persona id", persona_id, InvalidPersonaIdError)
         persona = self.personas.get(persona_id)
         if deadline is None:
             deadline = self.config.response_deadline

@@ -65,7 +65,7 @@ class _Cut(Exception):
     """The message was cut (its deadline, its caller gone) during its first attempt."""
 
 
-@attrs.frozen
+@attrs.define  # not frozen: built once per message and only read (frozen costs a call per field)
 class CascadeResult:
     """What the cascade produced for one message.
 
