@@ -46,7 +46,7 @@ from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
 from ._scope import MessageScope
 
-__all__ = ["Cascade", "CascadeResult", "first_reply"]
+__all__ = ["Cascade", "CascadeResult"]
 
 logger = logging.getLogger("valis_actors.cascade")
 
@@ -94,40 +94,24 @@ class CascadeResult:
         response = self.response
         if response is None:  # pragma: no cover - an incomplete answer fails its message instead
             raise ValueError("an incomplete answer has no reply")
+        attempts, segments = self.attempts, self.segments
         if self.duration is not None:
-            return first_reply(response, self.provider, self.duration, persona_id, session_id, elapsed)
+            model = response.model
+            attempts = (Attempt(self.provider, AttemptOutcome.SUCCESS, None, self.duration, model, response.usage),)
+            segments = (Segment(self.provider, model, len(response.text)),)
         return Reply(
             text=response.text,
             provider=self.provider,
             persona_id=persona_id,
             session_id=session_id,
             fallback_used=self.fallback_used,
-            attempts=self.attempts,
+            attempts=attempts,
             model=response.model,
             usage=response.usage,
             elapsed=elapsed,
             refusal=self.refusal,
-            segments=self.segments,
+            segments=segments,
         )
-
-
-def first_reply(
-    response: ProviderResponse, provider: str, duration: float, persona_id: str, session_id: str, elapsed: float
-) -> Reply:
-    """The ``Reply`` of a message its first attempt answered (``CascadeResult.duration``)."""
-    model = response.model
-    return Reply(
-        text=response.text,
-        provider=provider,
-        persona_id=persona_id,
-        session_id=session_id,
-        fallback_used=False,
-        attempts=(Attempt(provider, AttemptOutcome.SUCCESS, None, duration, model, response.usage),),
-        model=model,
-        usage=response.usage,
-        elapsed=elapsed,
-        segments=(Segment(provider, model, len(response.text)),),
-    )
 
 
 class _Trial:
@@ -250,9 +234,9 @@ class Cascade:
         if scope is None:
             scope = MessageScope(request.deadline - FALLBACK_RESERVE, self._new_scope)
         run = _Run(request, seq, delivery, scope)
-        hedging = self._hedge_after is not None and len(self.providers) > 1
+        hedge_after = self._hedge_after if len(self.providers) > 1 else None
         first: _Trial | None = None
-        if delivery is None and not hedging and self.providers:
+        if delivery is None and hedge_after is None and self.providers:
             # The common message: its first attempt runs in the attempt's own scope, which the
             # message's handle forwards to, and most messages end there.
             run.fast = True
@@ -269,22 +253,30 @@ class Cascade:
         cut: Incomplete | None = None
         try:
             with scope.open():
-                try:
-                    try:
-                        if hedging and self._hedge_after is not None:
-                            won = await self._hedged(run, self._hedge_after)
-                        else:
-                            won = await self._sequential(run, first)
-                    except Incomplete as exc:
-                        won, cut = await self._recover(run, exc)
-                except _Cut:
-                    pass  # the message's deadline passed, or its caller left: the fallback below
+                won, cut = await self._rest(run, first, hedge_after)
+        except _Cut:
+            pass  # the message's deadline passed, or its caller left: the fallback below
         finally:
             scope.close()
         if won is not None:
             return self._answered(run, *won)
         run.request = request
         return await self._fall_back(run, cut)
+
+    async def _rest(
+        self, run: _Run, first: _Trial | None, hedge_after: float | None
+    ) -> tuple[tuple[str, ProviderResponse] | None, Incomplete | None]:
+        """The message after its first attempt (or from the start), in the message's scope.
+
+        Returns the winner (provider, its response) or None, and the cut that ended a
+        streamed answer that could be neither continued nor restarted.
+        """
+        try:
+            if hedge_after is not None:
+                return await self._hedged(run, hedge_after), None
+            return await self._sequential(run, first), None
+        except Incomplete as exc:
+            return await self._recover(run, exc)
 
     async def _fall_back(self, run: _Run, cut: Incomplete | None) -> CascadeResult:
         """The end of a message no provider answered: the persona fallback's answer, or incomplete."""
@@ -560,8 +552,7 @@ class Cascade:
         trial: _Trial
         try:
             delivery = run.delivery
-            stream = None if delivery is None else provider.stream_response(request)
-            if stream is not None and delivery is not None:
+            if delivery is not None and (stream := provider.stream_response(request)) is not None:
                 response = await delivery.pump(name, stream, timeout)
             else:
                 # The attempt's one scope: its timeout, which is at the latest the message's
@@ -606,7 +597,7 @@ class Cascade:
             )
             message = provider.redact(describe_exception(exc))
             trial = _Trial(Attempt(name, AttemptOutcome.ERROR, message, self._now() - started))
-        if self._emit.enabled:
+        if self._emit.enabled:  # checked here too: a success's attempt record is built only if read
             self._finished(run, name, trial.outcome, trial.attempt.error)
         if run.delivery is not None and run.delivery.claimed_by(name) and trial.response is None:
             # Chunks of this answer already reached the caller: no failover, no retry.
