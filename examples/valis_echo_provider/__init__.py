@@ -39,6 +39,7 @@ class EchoLLM(va.BaseProvider):
     """A provider for the made-up echo API."""
 
     options_type = EchoOptions
+    suspends = True  # every answer is an HTTP response: no checkpoint needed after it
 
     def __init__(self, settings: va.ProviderSettings) -> None:
         self.settings = settings  # no need to call super().__init__

@@ -112,6 +112,9 @@ class SessionBook:
     """
 
     waiting: set[SessionActor] = attrs.field(factory=set)  # tasks waiting on an empty mailbox
+    # Sessions whose last message was answered in its caller's task (no task of their own),
+    # idle since then; the janitor moves them to ``parked``.
+    idle: set[SessionActor] = attrs.field(factory=set)
     # (idle since, actor) in the order they parked: idle-since times only grow along it.
     parked: deque[tuple[float, SessionActor]] = attrs.field(factory=deque)
     accepted: int = 0
@@ -141,11 +144,17 @@ class SessionContext:
     hooks_before_message: bool = attrs.field(init=False)
     hooks_after_reply: bool = attrs.field(init=False)
     hooks_fence: bool = attrs.field(init=False)
+    # The lifecycle overrides no hook at all: an idle session's message may be answered in
+    # its caller's task (``SessionActor.serve``), since no hook needs a task of the session's.
+    plain: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.hooks_before_message = _overrides(self.lifecycle, "before_message")
         self.hooks_after_reply = _overrides(self.lifecycle, "after_reply")
         self.hooks_fence = _overrides(self.lifecycle, "fence")
+        self.plain = not any(
+            _overrides(self.lifecycle, hook) for hook in ("activate", "before_message", "fence", "after_reply", "passivate")
+        )
 
     def accept(self, actor: SessionActor, envelope: Envelope) -> None:
         """Number an envelope that entered a mailbox. Idempotent.

@@ -45,6 +45,11 @@ class Mailbox(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def closed(self) -> bool:
+        """True once closed (or left): no more items come in."""
+        return self._closed or self._gone
+
     def put_nowait(self, item: T) -> None:
         """Queue ``item``, or refuse it at once.
 

@@ -49,9 +49,9 @@ from .._validation import describe_surrogate, lone_surrogate
 from ..providers import BaseProvider, provider_class
 from ..providers._common import redacted_traceback
 from ._context import SessionContext, SessionLifecycle
-from ._envelope import PARK, Envelope
+from ._envelope import PARK, Envelope, EnvelopeState
 from ._session import SessionActor
-from ._signal import Signal, signal_class
+from ._signal import Signal, checkpoint_function, signal_class
 from ._stream import ReplyStream
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
@@ -112,9 +112,13 @@ class Runtime(metaclass=NoPublicConstructor):
         self._now = clock
         # The backend's Event class, looked up once (anyio.Event() finds the backend each time).
         self._new_event: Callable[[], Signal] = signal_class()
+        self._checkpoint = checkpoint_function()
         self.config = config
         self.personas = personas
         self.providers = tuple(providers)
+        # Providers whose every answer suspends the task (network I/O): a message they
+        # answered in its caller's task needs no checkpoint after it (``_drive``).
+        self._suspending = frozenset(p.name for p in providers if p.suspends)
         self._emit = emit
         self._memory = memory
         self._breaker = breaker
@@ -144,7 +148,12 @@ class Runtime(metaclass=NoPublicConstructor):
         self._sessions: dict[str, SessionActor] = {}
         self._sessions_tg: TaskGroup | None = None
         self._closed = False
+        self._aborted = False  # the body of open_runtime raised: everything is being cancelled
         self._janitor_scope = anyio.CancelScope()
+        # Messages being answered in their callers' tasks (``_drive``), and the signal set when
+        # the last of them ends while ``open_runtime`` waits for them to close.
+        self._driven: set[Envelope] = set()
+        self._drivers_left: Signal | None = None
 
     @overload
     def provider(self, name: str) -> BaseProvider: ...
@@ -215,7 +224,11 @@ class Runtime(metaclass=NoPublicConstructor):
             ActorCrashedError: The session crashed while answering this message.
         """
         envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
-        await self._settle(session_id, envelope)
+        actor = self._actor_for(session_id)
+        if self._context.plain and not actor.running and not actor.depth() and not actor.mailbox.closed:
+            await self._drive(actor, envelope)
+        else:
+            await self._settle(session_id, envelope)
         reply = envelope.reply  # built here, in the caller's task, from what the actor left
         if reply is None:  # the actor sets one or the other; never neither
             raise ActorCrashedError(f"session {session_id!r} ended a message without a reply or an error")
@@ -301,6 +314,66 @@ class Runtime(metaclass=NoPublicConstructor):
             raise
         if envelope.error is not None:
             raise envelope.error
+
+    async def _drive(self, actor: SessionActor, envelope: Envelope) -> None:
+        """Answer a message of an idle session in the caller's task (see ``SessionActor.serve``).
+
+        The message is numbered as if it went through the mailbox, and messages sent to
+        the session meanwhile queue behind it; the actor's task starts for them after it.
+        """
+        actor.running = True
+        self._context.accept(actor, envelope)
+        driven = self._driven
+        driven.add(envelope)
+        try:
+            await actor.serve(envelope)
+            if envelope.error is not None or self._answered_by(envelope) not in self._suspending:
+                # The answer may have come without the task suspending once (the persona
+                # fallback, a provider that answers from memory): yield, or a caller
+                # asking in a loop would starve every other task.
+                await self._checkpoint()
+        finally:
+            driven.discard(envelope)
+            if not driven and self._drivers_left is not None:
+                self._drivers_left.set()
+            if actor.depth() and not actor.running:
+                if self._aborted:
+                    actor.close()  # everything is being cancelled: the queued messages fail, unstarted
+                else:
+                    self._start(actor)
+        if envelope.error is not None:
+            raise envelope.error
+        if envelope.state is EnvelopeState.DROPPED:  # the runtime aborted while it was answered
+            raise RuntimeClosedError("the runtime closed while answering this message")
+
+    @staticmethod
+    def _answered_by(envelope: Envelope) -> str:
+        answer = envelope.answer
+        return envelope.provider if answer is None else answer.provider
+
+    async def _drivers_done(self) -> None:
+        """Wait for the messages being answered in their callers' tasks (each bounded by its deadline).
+
+        Cancelled meanwhile, the rest are abandoned (their attempts cancelled) and waited
+        for all the same: they use the breaker and memory actors, which stop after this.
+        """
+        try:
+            await self._wait_drivers()
+        except BaseException:
+            self._abandon_driven()
+            with anyio.CancelScope(shield=True):
+                await self._wait_drivers()
+            raise
+
+    async def _wait_drivers(self) -> None:
+        while self._driven:
+            left = self._drivers_left = self._new_event()
+            await left.wait()
+        self._drivers_left = None
+
+    def _abandon_driven(self) -> None:
+        for envelope in list(self._driven):
+            envelope.abandon()
 
     async def _enqueue(self, session_id: str, envelope: Envelope) -> None:
         full = self._enqueue_nowait(session_id, envelope)
@@ -467,6 +540,15 @@ class Runtime(metaclass=NoPublicConstructor):
                     except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         pass  # busy after all, or closing: nothing to park
                 parked = book.parked
+                if book.idle:
+                    # Sessions answered in their callers' tasks have no task to park: they are
+                    # parked as they are, in the order they went idle.
+                    resting = sorted(
+                        ((a.idle_since, a) for a in book.idle if not a.running and a.idle_since is not None),
+                        key=_since,
+                    )
+                    book.idle.clear()
+                    parked.extend(resting)
                 while parked:
                     since, actor = parked[0]
                     if actor.running or actor.idle_since != since:
@@ -532,13 +614,22 @@ class Runtime(metaclass=NoPublicConstructor):
         self._sessions_tg = sessions
 
     def _abort(self) -> None:
-        """The body of ``open_runtime`` raised: accept nothing more (everything is being cancelled)."""
-        self._closed = True
+        """The body of ``open_runtime`` raised: accept nothing more (everything is being cancelled).
+
+        Messages answered in their callers' tasks are abandoned: their callers get
+        ``RuntimeClosedError``, as those waiting on a session's task do.
+        """
+        self._closed = self._aborted = True
+        self._abandon_driven()
 
     def _finish(self) -> None:
         """Close every mailbox and stop the janitor (the actors answer what they hold)."""
         self._begin_close()
         self._janitor_scope.cancel()
+
+
+def _since(entry: tuple[float, SessionActor]) -> float:
+    return entry[0]
 
 
 def _refuse_surrogates(what: str, text: str, error: type[InvalidRequestError] = InvalidRequestError) -> None:
@@ -635,9 +726,14 @@ async def open_runtime(
                             # task groups would wrap it in an ExceptionGroup.
                             body_error = exc
                             runtime._abort()
+                            # The abandoned messages still answered in their callers' tasks end
+                            # at once; the breaker and memory actors must outlive them.
+                            with anyio.CancelScope(shield=True):
+                                await runtime._drivers_done()
                             actors.cancel_scope.cancel()
                         else:
                             runtime._begin_close()
+                            await runtime._drivers_done()
                 finally:
                     runtime._finish()
                     breaker.close()

@@ -202,6 +202,45 @@ class SessionActor:
             with anyio.CancelScope(shield=True):
                 await self._lifecycle("passivate")
 
+    async def serve(self, envelope: Envelope) -> None:
+        """Answer one message in its caller's task: the session was idle, with nothing queued.
+
+        The runtime takes this path for ``ask`` when the lifecycle has no hooks (they are
+        owed a task of the session's) and the session has no task: the provider call then
+        runs in the task that waits for its answer, which spares a task hop per message
+        and keeps the collector's young counter from swinging with every request (see
+        docs/performance.md). ``running`` is set by the runtime before the call, so
+        messages sent meanwhile queue in the mailbox, and the runtime starts the actor's
+        task for them once this one is answered: the session's order is the same.
+
+        A caller who gives up (its task cancelled) drops the message as in the actor's
+        task: its attempts are cancelled with it, and the cached history is dropped (a
+        turn's commit may still land). A crash is supervised as in ``run``.
+        """
+        book = self._context.book
+        book.idle.discard(self)
+        self.idle_since = None
+        try:
+            await self._process(envelope)
+        except anyio.get_cancelled_exc_class():
+            if envelope.state is EnvelopeState.RUNNING:
+                envelope.abandoned = True
+                self._history = None  # the turn's commit may be pending: reload next time
+                self._drop(envelope)
+            raise
+        except Exception as exc:  # noqa: BLE001 - supervision: any crash fails one message
+            if not self._supervise(envelope, exc):
+                self._fail_queued()
+        finally:
+            self._running = None
+            self.running = False
+            if not self.depth():
+                if self.mailbox.closed:
+                    self._fail_queued()
+                else:
+                    self.idle_since = self._context.now()
+                    book.idle.add(self)
+
     async def _lifecycle(self, hook: str, message: MessageInfo | None = None) -> None:
         """Run a lifecycle hook that must not fail the session (activate, after_reply, passivate)."""
         lifecycle = self._context.lifecycle

@@ -17,14 +17,15 @@ on a signal that is already set is still a checkpoint, as with ``anyio.Event``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import anyio
 import sniffio
 from anyio.lowlevel import checkpoint
 
-__all__ = ["FutureSignal", "Signal", "signal_class"]
+__all__ = ["FutureSignal", "Signal", "checkpoint_function", "signal_class"]
 
 
 class Signal(Protocol):
@@ -73,6 +74,18 @@ class FutureSignal:
         else:
             self._waiters = [waiters, future]
         return future
+
+
+def checkpoint_function() -> Callable[[], Awaitable[None]]:
+    """The running backend's own checkpoint (``anyio.lowlevel.checkpoint`` finds the backend each call)."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return partial(asyncio.sleep, 0)  # what anyio's checkpoint does on asyncio
+    if library == "trio":
+        import trio
+
+        return trio.lowlevel.checkpoint
+    return checkpoint  # pragma: no cover - anyio runs on asyncio and trio only
 
 
 def signal_class() -> type[Signal]:

@@ -39,10 +39,16 @@ class BaseProvider:
         local: True for providers that need no network and no concurrency slot
             (the persona fallback); they are exempt from ``max_concurrent_requests``
             and from the circuit breaker.
+        suspends: True for providers whose every answer suspends the calling task at
+            least once (network I/O, a subprocess). A message answered without
+            suspending gets one checkpoint from the runtime, so that a caller asking in a
+            loop cannot starve other tasks; set this on a provider that always awaits I/O
+            to spare it (see docs/performance.md). False is always safe.
     """
 
     options_type: ClassVar[type | None] = None
     local: ClassVar[bool] = False
+    suspends: ClassVar[bool] = False
     settings: ProviderSettings
 
     def __init__(self, settings: ProviderSettings) -> None:

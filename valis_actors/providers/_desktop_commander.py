@@ -84,6 +84,7 @@ class DesktopCommanderProvider(BaseProvider):
     """Answers by running a local command; unavailable when it is not configured or not found."""
 
     options_type = DesktopCommanderOptions
+    suspends = True  # an answer comes from a subprocess (and a worker thread before it)
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)

@@ -222,6 +222,8 @@ class SDKProvider(BaseProvider):
     and :meth:`_status_info`. The SDK is imported by :meth:`aopen`, in a worker thread.
     """
 
+    suspends = True  # an answer is an HTTP response: reading it always suspends the task
+
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
         if self.options_type is None:
