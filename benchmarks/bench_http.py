@@ -112,7 +112,7 @@ async def measure_bare(api: str, url: str, n: int, duration: float) -> dict[str,
 
     client, http, call = await bare_client(api, url)
     try:
-        return await c.drive(n, call, duration)
+        return await c.drive(n, call, duration, gc_meter=True)
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
@@ -180,7 +180,7 @@ async def measure_runtime(
                 raise SystemExit(f"reply came from {reply.provider!r}, not {expect!r}: {reply.attempts}")
             return reply
 
-        return await c.drive(n, call, duration)
+        return await c.drive(n, call, duration, gc_meter=True)
 
 
 async def child_main(
@@ -407,6 +407,7 @@ def main() -> int:
                         f"{rt['cpu_us_per_call']:.0f}",
                         f"{rt['cpu_us_per_call'] - bare['cpu_us_per_call']:+.0f}",
                         f"{rt['p99_us'] / bare['p99_us']:.2f}x" if bare["p99_us"] == bare["p99_us"] else "-",
+                        f"{_collections(bare)} vs {_collections(rt)}",
                     ]
                 )
     c.table(
@@ -426,6 +427,7 @@ def main() -> int:
             "runtime CPU us/req",
             "added CPU us",
             "p99 vs bare",
+            "young / full GCs per 1 000, bare vs runtime",
         ],
         rows,
     )
@@ -532,6 +534,13 @@ def main() -> int:
     return 0
 
 
+def _collections(leg: dict[str, Any]) -> str:
+    """Young (generation 0) and full (generation 2) collections per 1 000 calls, as GcMeter counted them."""
+    if "gc_gen0_per_1000_calls" not in leg:
+        return "-"
+    return f"{leg['gc_gen0_per_1000_calls']:.1f} / {leg['gc_gen2_per_1000_calls']:.2f}"
+
+
 def argparse_hidden() -> str:
     import argparse
 
@@ -540,3 +549,4 @@ def argparse_hidden() -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
