@@ -246,6 +246,9 @@ async def test_a_caller_asking_in_a_loop_of_instant_answers_lets_other_tasks_run
             ran.append(len(ran))
 
         tg.start_soon(other)
-        reply = await runtime.ask("s", "jane", "one")
-        assert reply.fallback_used is (answers == "fallback")
-        assert ran == [0], "an answer that never suspended did not let another task run"
+        # trio may run a task woken in the same batch after the checkpointing one: two
+        # answers (two checkpoints) are what guarantee the other task its turn.
+        for message in ("one", "two"):
+            reply = await runtime.ask("s", "jane", message)
+            assert reply.fallback_used is (answers == "fallback")
+        assert ran == [0], "answers that never suspended did not let another task run"
