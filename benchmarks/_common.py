@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,40 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def paired(base: Sequence[float], other: Sequence[float], *, resamples: int = 2000) -> dict[str, Any]:
+    """``other / base`` for runs measured in alternation, pair by pair: median and a 90 % interval.
+
+    Run ``i`` of each variant come from the same round of :func:`alternating`, so a drift
+    of the machine hits both halves of a pair alike and mostly cancels in their ratio; the
+    median of the paired ratios is steadier than the ratio of two medians. The interval is
+    a bootstrap of that median (a fixed seed: the same runs give the same interval), so a
+    verdict can say "within noise" instead of reading a target off one noisy figure.
+    """
+    ratios = [b / a for a, b in zip(base, other) if a and not math.isnan(a) and not math.isnan(b)]
+    if not ratios:
+        return {"median": float("nan"), "low": float("nan"), "high": float("nan"), "pairs": 0}
+    rng = random.Random(16)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return {
+        "median": statistics.median(ratios),
+        "low": medians[int(0.05 * resamples)],
+        "high": medians[int(0.95 * resamples) - 1],
+        "pairs": len(ratios),
+        "ratios": ratios,
+    }
+
+
+def verdict(low: float, high: float, limit: float, pairs: int) -> str:
+    """Whether an interval ``[low, high]`` (from :func:`paired`) of a figure that must stay <= ``limit`` meets it."""
+    if pairs < 3:
+        return "too few runs to tell (--reps 3 or more)"
+    if high <= limit:
+        return "met"
+    if low > limit:
+        return "NOT met"
+    return "within noise of the target"
 
 
 def fmt(value: Any, spec: str = ".3g") -> str:

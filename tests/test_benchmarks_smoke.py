@@ -77,3 +77,28 @@ def test_benchmark_http_quick_run_compares_with_litellm(tmp_path: Path) -> None:
     proc = _run("bench_http", "--litellm-python", python, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LiteLLM Router fallback path" in proc.stdout, proc.stdout
+
+
+def _bench_common() -> object:
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "benchmarks" / "_common.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_ratios_give_a_repeatable_interval_and_an_honest_verdict() -> None:
+    c: object = _bench_common()
+    paired, verdict = c.paired, c.verdict  # type: ignore[attr-defined]
+    base = [100.0, 120.0, 90.0, 110.0, 100.0, 95.0]
+    steady = paired(base, [x * 1.02 for x in base])  # a 2 % change, whatever the drift between rounds
+    assert steady["pairs"] == 6
+    assert steady["low"] == pytest.approx(1.02) and steady["high"] == pytest.approx(1.02)
+    assert verdict(steady["low"], steady["high"], 1.05, steady["pairs"]) == "met"
+    noisy = paired(base, [x * f for x, f in zip(base, (0.9, 1.2, 1.0, 1.15, 0.95, 1.1))])
+    assert noisy["low"] < 1.05 < noisy["high"]
+    assert noisy == paired(base, [x * f for x, f in zip(base, (0.9, 1.2, 1.0, 1.15, 0.95, 1.1))])  # fixed seed
+    assert verdict(noisy["low"], noisy["high"], 1.05, noisy["pairs"]) == "within noise of the target"
+    assert verdict(1.1, 1.3, 1.05, 6) == "NOT met"
+    assert verdict(1.0, 1.0, 1.05, 2).startswith("too few runs")
+    assert paired([0.0, float("nan")], [1.0, 1.0])["pairs"] == 0  # runs that measured nothing are left out
