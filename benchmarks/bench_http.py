@@ -561,4 +561,3 @@ def argparse_hidden() -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_benchmark_http_quick_run_compares_with_litellm(tmp_path: Path) -> None:
     assert "LiteLLM Router fallback path" in proc.stdout, proc.stdout
 
 
-def _bench_common() -> object:
+def _bench_common() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_common", ROOT / "benchmarks" / "_common.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -88,8 +89,8 @@ def _bench_common() -> object:
 
 
 def test_paired_ratios_give_a_repeatable_interval_and_an_honest_verdict() -> None:
-    c: object = _bench_common()
-    paired, verdict = c.paired, c.verdict  # type: ignore[attr-defined]
+    c = _bench_common()
+    paired, verdict = c.paired, c.verdict
     base = [100.0, 120.0, 90.0, 110.0, 100.0, 95.0]
     steady = paired(base, [x * 1.02 for x in base])  # a 2 % change, whatever the drift between rounds
     assert steady["pairs"] == 6
