@@ -156,12 +156,15 @@ class SessionContext:
             _overrides(self.lifecycle, hook) for hook in ("activate", "before_message", "fence", "after_reply", "passivate")
         )
 
-    def accept(self, actor: SessionActor, envelope: Envelope) -> None:
+    def accept(self, actor: SessionActor, envelope: Envelope, *, queued: bool = True) -> None:
         """Number an envelope that entered a mailbox. Idempotent.
 
         Called by the caller right after its ``send_nowait`` succeeded (no await in
         between, so numbers follow mailbox order), and by the actor when it takes an
         envelope (a safety net: the bookkeeping must precede the message's start).
+        A message answered at once in its caller's task (``queued=False``: the session
+        is idle, nothing runs, nothing is queued) has no message ahead of it whose
+        deadline it could tighten, nor one behind it yet: its deadline is its own.
         """
         if envelope.accepted:
             return
@@ -169,7 +172,8 @@ class SessionContext:
         book = self.book
         envelope.seq = book.accepted  # runtime-wide, increasing in mailbox order
         book.accepted += 1
-        actor.note_accepted(envelope.seq, envelope.deadline)
+        if queued:
+            actor.note_accepted(envelope.seq, envelope.deadline)
         if self.emit.enabled:
             self.emit(
                 EventKind.MESSAGE_ACCEPTED, actor.session_id, envelope.seq,

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from .._cascade import CascadeResult, Delivery, MessageScope
+from .._cascade import CascadeResult, Delivery, MessageScope, first_reply
 from .._messages import ProviderResponse, Reply, Turn
 from .._personas import Persona
 from ._signal import Signal
@@ -92,13 +92,16 @@ class Envelope:
         task would live until the caller woke up, and with thousands of sessions they
         piled up between wake-ups for the garbage collector to walk.
         """
-        if self._reply is None:
+        reply = self._reply
+        if reply is None:
             answer = self.answer
-            if answer is None and self.response is not None:  # the first attempt answered
-                answer = CascadeResult(self.response, self.provider, False, (), duration=self.duration)
             if answer is not None:
-                self._reply = answer.reply(self.persona.id, self.session_id, self.elapsed)
-        return self._reply
+                reply = self._reply = answer.reply(self.persona.id, self.session_id, self.elapsed)
+            elif self.response is not None:  # the first attempt answered
+                reply = self._reply = first_reply(
+                    self.response, self.provider, self.duration, self.persona.id, self.session_id, self.elapsed
+                )
+        return reply
 
     def abandon(self) -> bool:
         """The caller gave up. True if the message was still queued (it is dropped, never started);

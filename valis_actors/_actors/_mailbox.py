@@ -32,10 +32,12 @@ T = TypeVar("T")
 class Mailbox(Generic[T]):
     """A bounded FIFO queue with one reader; see the module docstring."""
 
-    __slots__ = ("_closed", "_gone", "_items", "_new_event", "_size", "_waiter")
+    __slots__ = ("_closed", "_gone", "_new_event", "_size", "_waiter", "items")
 
     def __init__(self, size: int, new_event: Callable[[], Signal]) -> None:
-        self._items: deque[T] = deque()
+        # The queue itself: read its length (the hot path's "anything queued?" is a truth
+        # test of it, no call), never change it but through the methods below.
+        self.items: deque[T] = deque()
         self._size = size
         self._new_event = new_event
         self._waiter: Signal | None = None  # the reader's, while it waits on an empty queue
@@ -43,7 +45,7 @@ class Mailbox(Generic[T]):
         self._gone = False  # the reader left: nothing is read any more
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     @property
     def closed(self) -> bool:
@@ -62,7 +64,7 @@ class Mailbox(Generic[T]):
             raise anyio.BrokenResourceError
         if self._closed:
             raise anyio.ClosedResourceError
-        items = self._items
+        items = self.items
         if len(items) >= self._size:
             raise anyio.WouldBlock
         items.append(item)
@@ -80,7 +82,7 @@ class Mailbox(Generic[T]):
         """
         if self._gone:
             raise anyio.ClosedResourceError
-        items = self._items
+        items = self.items
         if items:
             return items.popleft()
         if self._closed:
@@ -93,7 +95,7 @@ class Mailbox(Generic[T]):
         The reader awaits ``waiter.wait()`` itself: no coroutine of the mailbox's own
         stays suspended per idle session.
         """
-        if self._items or self._closed or self._gone:
+        if self.items or self._closed or self._gone:
             return None
         waiter = self._waiter = self._new_event()
         return waiter
@@ -106,7 +108,7 @@ class Mailbox(Generic[T]):
     def leave(self) -> None:
         """The reader is done: writers get BrokenResourceError, the queue is dropped."""
         self._gone = True
-        self._items.clear()
+        self.items.clear()
         self._wake()
 
     def _wake(self) -> None:

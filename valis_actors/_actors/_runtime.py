@@ -51,7 +51,7 @@ from ..providers._common import redacted_traceback
 from ._context import SessionContext, SessionLifecycle
 from ._envelope import PARK, Envelope, EnvelopeState
 from ._session import SessionActor
-from ._signal import Signal, checkpoint_function, signal_class
+from ._signal import Signal, checkpoint_function, scope_class, signal_class
 from ._stream import ReplyStream
 
 __all__ = ["Runtime", "RuntimeStatistics", "open_runtime"]
@@ -123,7 +123,7 @@ class Runtime(metaclass=NoPublicConstructor):
         self._memory = memory
         self._breaker = breaker
         self._limiter = anyio.Semaphore(config.max_concurrent_requests)
-        new_scope = type(anyio.CancelScope())  # like the Event class above: no backend look-up per scope
+        new_scope = scope_class()  # like the Event class above: looked up once
         cascade = Cascade(
             [p for p in providers if not p.local],
             providers[-1],
@@ -225,7 +225,8 @@ class Runtime(metaclass=NoPublicConstructor):
         """
         envelope = self._accept(session_id, persona_id, message, deadline, history, system_prompt)
         actor = self._actor_for(session_id)
-        if self._context.plain and not actor.running and not actor.depth() and not actor.mailbox.closed:
+        mailbox = actor.mailbox
+        if self._context.plain and not actor.running and not mailbox.items and not mailbox.closed:
             await self._drive(actor, envelope)
         else:
             await self._settle(session_id, envelope)
@@ -322,7 +323,7 @@ class Runtime(metaclass=NoPublicConstructor):
         the session meanwhile queue behind it; the actor's task starts for them after it.
         """
         actor.running = True
-        self._context.accept(actor, envelope)
+        self._context.accept(actor, envelope, queued=False)
         driven = self._driven
         driven.add(envelope)
         try:
@@ -336,7 +337,7 @@ class Runtime(metaclass=NoPublicConstructor):
             driven.discard(envelope)
             if not driven and self._drivers_left is not None:
                 self._drivers_left.set()
-            if actor.depth() and not actor.running:
+            if actor.mailbox.items and not actor.running:
                 if self._aborted:
                     actor.close()  # everything is being cancelled: the queued messages fail, unstarted
                 else:

@@ -136,7 +136,7 @@ class SessionActor:
 
     def depth(self) -> int:
         """Messages waiting in the mailbox."""
-        return len(self.mailbox)
+        return len(self.mailbox.items)
 
     async def run(self) -> None:
         """Process the mailbox until it is empty and the actor is parked, or it ends.
@@ -234,7 +234,7 @@ class SessionActor:
         finally:
             self._running = None
             self.running = False
-            if not self.depth():
+            if not self.mailbox.items:
                 if self.mailbox.closed:
                     self._fail_queued()
                 else:
@@ -378,14 +378,15 @@ class SessionActor:
                 logger.warning("session %r: message %d prepared past its deadline; answering without history",
                                self.session_id, envelope.seq)
             cutoff = prepare.deadline  # callers queued meanwhile may have tightened it
+        # Positional (session_id, persona, message, system_prompt, history, deadline): a frozen
+        # attrs class sets each field through a call, and keywords cost a third more again.
         request = ProviderRequest(
-            session_id=self.session_id,
-            persona=persona,
-            message=envelope.message,
-            system_prompt=envelope.system_prompt
-            or context.system_prompt(persona, self.session_id, history, envelope.message),
-            history=tuple(history),
-            deadline=deadline,
+            self.session_id,
+            persona,
+            envelope.message,
+            envelope.system_prompt or context.system_prompt(persona, self.session_id, history, envelope.message),
+            tuple(history),
+            deadline,
         )
         # The message's cancel handle: a caller who gives up cancels it (marking the
         # envelope), callers queued behind tighten its deadline, which bounds the provider

@@ -25,7 +25,7 @@ import anyio
 import sniffio
 from anyio.lowlevel import checkpoint
 
-__all__ = ["FutureSignal", "Signal", "checkpoint_function", "signal_class"]
+__all__ = ["FutureSignal", "Signal", "checkpoint_function", "scope_class", "signal_class"]
 
 
 class Signal(Protocol):
@@ -98,3 +98,19 @@ def signal_class() -> type[Signal]:
 
         return trio.Event
     return type(anyio.Event())  # pragma: no cover - anyio runs on asyncio and trio only
+
+
+def scope_class() -> Callable[..., anyio.CancelScope]:
+    """The cancel scope class for the running async backend, for the per-message scopes.
+
+    On trio, ``trio.CancelScope`` itself: anyio's scope on trio is a wrapper that forwards
+    to one, and the wrapper's layer costs about a third of what a scope with a deadline
+    costs (counted in instructions per message, docs/performance.md). Elsewhere the
+    backend's own ``anyio.CancelScope`` class (no backend look-up per scope). Both have
+    what the runtime uses: ``cancel()``, ``deadline``, ``cancel_called``, ``cancelled_caught``.
+    """
+    if sniffio.current_async_library() == "trio":
+        import trio  # only under trio, which is then loaded already
+
+        return trio.CancelScope  # type: ignore[return-value]
+    return type(anyio.CancelScope())

@@ -14,6 +14,7 @@ from ._breaker import SharedState as SharedState
 from ._cascade import FALLBACK_RESERVE as FALLBACK_RESERVE
 from ._cascade import Cascade as Cascade
 from ._cascade import CascadeResult as CascadeResult
+from ._cascade import first_reply as first_reply
 from ._delivery import Delivery as Delivery
 from ._scope import MessageScope as MessageScope
 
@@ -28,4 +29,5 @@ __all__ = [
     "Delivery",
     "MessageScope",
     "SharedState",
+    "first_reply",
 ]

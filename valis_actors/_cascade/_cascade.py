@@ -41,12 +41,12 @@ from .._events import Emitter, EventKind
 from .._messages import Attempt, AttemptOutcome, ProviderRequest, ProviderResponse, Reply, Segment, Usage
 from ..providers._base import BaseProvider
 from ..providers._common import describe_exception, redacted_traceback
-from ._breaker import BreakerActor, Gate
+from ._breaker import BreakerActor, CircuitState, Gate
 from ._delivery import Delivery, Incomplete, LostRace
 from ._outcomes import Verdict, outcome_of, rule_of
 from ._scope import MessageScope
 
-__all__ = ["Cascade", "CascadeResult"]
+__all__ = ["Cascade", "CascadeResult", "first_reply"]
 
 logger = logging.getLogger("valis_actors.cascade")
 
@@ -94,24 +94,36 @@ class CascadeResult:
         response = self.response
         if response is None:  # pragma: no cover - an incomplete answer fails its message instead
             raise ValueError("an incomplete answer has no reply")
-        attempts, segments = self.attempts, self.segments
         if self.duration is not None:
-            model = response.model
-            attempts = (Attempt(self.provider, AttemptOutcome.SUCCESS, None, self.duration, model, response.usage),)
-            segments = (Segment(self.provider, model, len(response.text)),)
+            return first_reply(response, self.provider, self.duration, persona_id, session_id, elapsed)
         return Reply(
             text=response.text,
             provider=self.provider,
             persona_id=persona_id,
             session_id=session_id,
             fallback_used=self.fallback_used,
-            attempts=attempts,
+            attempts=self.attempts,
             model=response.model,
             usage=response.usage,
             elapsed=elapsed,
             refusal=self.refusal,
-            segments=segments,
+            segments=self.segments,
         )
+
+
+def first_reply(
+    response: ProviderResponse, provider: str, duration: float, persona_id: str, session_id: str, elapsed: float
+) -> Reply:
+    """The ``Reply`` of a message its first attempt answered: one attempt, one segment."""
+    model, usage, text = response.model, response.usage, response.text
+    # Positional, in ``Reply``'s field order (text, provider, persona_id, session_id,
+    # fallback_used, attempts, model, usage, elapsed, refusal, segments): a frozen attrs init costs a call per
+    # field, and keywords about a third more again; this runs once per message.
+    return Reply(
+        text, provider, persona_id, session_id, False,
+        (Attempt(provider, AttemptOutcome.SUCCESS, None, duration, model, usage),),
+        model, usage, elapsed, None, (Segment(provider, model, len(text)),),
+    )
 
 
 class _Trial:
@@ -503,7 +515,13 @@ class Cascade:
         reason = provider.unavailable_reason()
         if reason is not None:
             return _Trial(Attempt(name, AttemptOutcome.UNAVAILABLE, provider.redact(reason)))
-        gate = self._breaker.gate(name)
+        breaker = self._breaker
+        snap = breaker.view[name]
+        # A closed circuit (the common case) needs no call to decide, nor, while it has
+        # counted no failure, a report of a success (see ``BreakerActor.report``).
+        quiet = snap.state is CircuitState.CLOSED
+        gate = Gate.GO if quiet else breaker.gate(name)
+        quiet = quiet and not snap.consecutive_failures
         probe = False
         if gate is Gate.SKIP:
             return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
@@ -526,7 +544,7 @@ class Cascade:
             except anyio.WouldBlock:
                 run.must_wait()
                 await limiter.acquire()
-                if not probe and self._breaker.gate(name) is not Gate.GO:
+                if not probe and breaker.gate(name) is not Gate.GO:
                     # The circuit opened while this attempt waited for a slot: only probes pass now.
                     limiter.release()
                     return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
@@ -537,11 +555,14 @@ class Cascade:
                 raise
             finally:
                 limiter.release()
-            verdict = rule_of(trial.outcome).breaker
+            # Only a success carries a response; its verdict needs no table lookup.
+            verdict = Verdict.SUCCESS if trial.response is not None else rule_of(trial.outcome).breaker
             return trial
         finally:
-            if probe or verdict is not Verdict.RELEASE:
-                self._breaker.report(name, verdict, probe=probe)
+            if probe or (verdict is not Verdict.RELEASE and not (
+                verdict is Verdict.SUCCESS and quiet and breaker.view[name] is snap
+            )):
+                breaker.report(name, verdict, probe=probe)
 
     async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
         name = provider.name

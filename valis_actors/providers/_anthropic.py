@@ -117,7 +117,7 @@ class AnthropicProvider(SDKProvider):
             )
         if not text.strip() and not request.prefill:
             raise TransientProviderError(f"empty answer (stop_reason {stop_reason})")
-        return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
+        return ProviderResponse(text, self.reported_model(model), usage)  # positional: an attrs frozen init is cheaper so
 
     def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
         return self._stream(request)

@@ -127,7 +127,7 @@ class OpenAIProvider(SDKProvider):
             )
         if not text.strip() and not request.prefill:
             raise TransientProviderError(f"empty answer (finish_reason {finish_reason})")
-        return ProviderResponse(text=text, model=self.reported_model(model), usage=usage)
+        return ProviderResponse(text, self.reported_model(model), usage)  # positional: an attrs frozen init is cheaper so
 
     def stream_response(self, request: ProviderRequest) -> AsyncIterator[str | ProviderResponse]:
         return self._stream(request)
