@@ -28,6 +28,7 @@ SCRIPTS = (
     "bench_stream_faults",
     "gc_task_hop",
     "bench_cluster",  # starts its own redis-server (installed by .ci/run)
+    "bench_instructions",  # runs under valgrind (installed by .ci/run)
 )
 
 
