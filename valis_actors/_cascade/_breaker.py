@@ -68,13 +68,22 @@ class Gate(enum.Enum):
 
 @attrs.frozen
 class BreakerStatistics:
-    """A provider's circuit, as last published by the breaker actor."""
+    """A provider's circuit, as last published by the breaker actor.
+
+    ``quiet`` (derived) is True when the circuit is closed and has counted no failure:
+    a success (not a probe's) would change nothing, so none is reported.
+    """
 
     state: CircuitState = CircuitState.CLOSED
     consecutive_failures: int = 0
     open_until: float = 0.0
     probes_in_flight: int = 0
     times_opened: int = 0
+    # Computed once per snapshot (a circuit changes rarely) and read on every attempt.
+    quiet: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "quiet", self.state is CircuitState.CLOSED and not self.consecutive_failures)
 
 
 @attrs.frozen
@@ -206,13 +215,7 @@ class BreakerActor:
 
     def report(self, provider: str, outcome: Verdict, *, probe: bool = False) -> None:
         """Tell the actor how an attempt ended. Never blocks."""
-        snap = self.view[provider]
-        if (
-            outcome is Verdict.SUCCESS
-            and not probe
-            and snap.state is CircuitState.CLOSED
-            and snap.consecutive_failures == 0
-        ):
+        if outcome is Verdict.SUCCESS and not probe and self.view[provider].quiet:
             return  # nothing would change: spare the actor a message on the hot path
         try:
             self._send.send_nowait(_Report(provider, outcome, probe))

@@ -516,12 +516,8 @@ class Cascade:
         if reason is not None:
             return _Trial(Attempt(name, AttemptOutcome.UNAVAILABLE, provider.redact(reason)))
         breaker = self._breaker
-        snap = breaker.view[name]
-        # A closed circuit (the common case) needs no call to decide, nor, while it has
-        # counted no failure, a report of a success (see ``BreakerActor.report``).
-        quiet = snap.state is CircuitState.CLOSED
-        gate = Gate.GO if quiet else breaker.gate(name)
-        quiet = quiet and not snap.consecutive_failures
+        # A closed circuit (the common case) needs no call to decide.
+        gate = Gate.GO if breaker.view[name].state is CircuitState.CLOSED else breaker.gate(name)
         probe = False
         if gate is Gate.SKIP:
             return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
@@ -559,9 +555,8 @@ class Cascade:
             verdict = Verdict.SUCCESS if trial.response is not None else rule_of(trial.outcome).breaker
             return trial
         finally:
-            if probe or (verdict is not Verdict.RELEASE and not (
-                verdict is Verdict.SUCCESS and quiet and breaker.view[name] is snap
-            )):
+            # Not even a call for the report a quiet circuit would drop (``report``'s own test).
+            if probe or not (verdict is Verdict.RELEASE or (verdict is Verdict.SUCCESS and breaker.view[name].quiet)):
                 breaker.report(name, verdict, probe=probe)
 
     async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
