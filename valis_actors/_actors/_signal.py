@@ -105,12 +105,17 @@ def scope_class() -> Callable[..., anyio.CancelScope]:
 
     On trio, ``trio.CancelScope`` itself: anyio's scope on trio is a wrapper that forwards
     to one, and the wrapper's layer costs about a third of what a scope with a deadline
-    costs (counted in instructions per message, docs/performance.md). Elsewhere the
-    backend's own ``anyio.CancelScope`` class (no backend look-up per scope). Both have
+    costs (counted in instructions per message, docs/performance.md). On asyncio, anyio's scope with its deadline kept by a ``DeadlineQueue``: one loop timer
+    for all the runtime's scopes instead of one per scope (see ``_deadlines``). All have
     what the runtime uses: ``cancel()``, ``deadline``, ``cancel_called``, ``cancelled_caught``.
     """
-    if sniffio.current_async_library() == "trio":
+    library = sniffio.current_async_library()
+    if library == "trio":
         import trio  # only under trio, which is then loaded already
 
         return trio.CancelScope  # type: ignore[return-value]
-    return type(anyio.CancelScope())
+    if library == "asyncio":
+        from ._deadlines import DeadlineQueue
+
+        return DeadlineQueue().scope  # type: ignore[return-value]
+    return type(anyio.CancelScope())  # pragma: no cover - anyio runs on asyncio and trio only
