@@ -528,10 +528,8 @@ class Cascade:
             probe = True
         verdict: Verdict = Verdict.RELEASE
         try:
-            timeout = min(
-                provider.settings.timeout or self._provider_timeout,
-                run.cutoff - self._now(),
-            )
+            now = self._now()
+            timeout = min(provider.settings.timeout or self._provider_timeout, run.cutoff - now)
             if timeout < MIN_ATTEMPT_TIME:
                 return _Trial(Attempt(name, AttemptOutcome.DEADLINE, "no time left before the deadline"))
             limiter = self._limiter
@@ -544,8 +542,9 @@ class Cascade:
                     # The circuit opened while this attempt waited for a slot: only probes pass now.
                     limiter.release()
                     return _Trial(Attempt(name, AttemptOutcome.CIRCUIT_OPEN, "circuit open"))
+                now = self._now()
             try:
-                trial = await self._call(provider, run, timeout)
+                trial = await self._call(provider, name, run, timeout, now)
             except Incomplete:
                 verdict = Verdict.FAILURE
                 raise
@@ -559,10 +558,9 @@ class Cascade:
             if probe or not (verdict is Verdict.RELEASE or (verdict is Verdict.SUCCESS and breaker.view[name].quiet)):
                 breaker.report(name, verdict, probe=probe)
 
-    async def _call(self, provider: BaseProvider, run: _Run, timeout: float) -> _Trial:
-        name = provider.name
+    async def _call(self, provider: BaseProvider, name: str, run: _Run, timeout: float, started: float) -> _Trial:
+        """Call ``provider`` (named ``name``) from ``started`` for at most ``timeout`` seconds."""
         request = run.request
-        started = self._now()
         if self._emit.enabled:
             self._emit(EventKind.ATTEMPT_STARTED, request.session_id, run.seq, name)
         trial: _Trial
