@@ -2,8 +2,9 @@
 
 ``anyio.current_time()`` finds the backend on every call (a few microseconds);
 on the hot path the runtime calls the backend's own clock directly: the asyncio
-loop's ``time`` (looptime's virtual clock in tests) or ``trio.current_time``.
-Same clock, same values as ``anyio.current_time()``.
+loop's ``time`` (looptime's virtual clock in tests) or the trio run's clock's
+``current_time`` (``trio.current_time()`` reaches it through two more calls; a
+``MockClock`` in tests). Same clock, same values as ``anyio.current_time()``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def backend_clock() -> Clock:
     if sniffio.current_async_library() == "trio":
         import trio
 
-        return trio.current_time
+        return trio.lowlevel.current_clock().current_time
     import asyncio
 
     return asyncio.get_running_loop().time
