@@ -47,7 +47,7 @@ class QueuedScope:
 
     def __init__(self, queue: DeadlineQueue, deadline: float = math.inf) -> None:
         self._queue = queue
-        self._scope: anyio.CancelScope = queue.new_scope()
+        self._scope: anyio.CancelScope = queue.anyio_scope()
         self.when = deadline
         self.queued = False
         self._active = False  # entered and not left
@@ -71,10 +71,15 @@ class QueuedScope:
             self._handle.cancel()
             self._handle = None
         if value != math.inf:
-            loop = self._queue.loop
-            self._handle = loop.call_at(value, self.expire) if value > loop.time() else None
-            if self._handle is None:
-                self.expire()
+            self._own_timer(value)
+
+    def _own_timer(self, when: float) -> None:
+        """Cancel at ``when`` on a timer of this scope's own (now, if it has passed)."""
+        loop = self._queue.loop
+        if when <= loop.time():
+            self.expire()
+        else:
+            self._handle = loop.call_at(when, self.expire)
 
     @property
     def cancel_called(self) -> bool:
@@ -108,7 +113,7 @@ class QueuedScope:
                 if queue.armed is None:
                     queue.arm(when)
             else:
-                self._handle = queue.loop.call_at(when, self.expire)
+                self._own_timer(when)
         return self
 
     def __exit__(
@@ -140,11 +145,11 @@ class DeadlineQueue:
             nothing is queued.
     """
 
-    __slots__ = ("armed", "last", "loop", "new_scope", "scopes")
+    __slots__ = ("anyio_scope", "armed", "last", "loop", "scopes")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.new_scope = type(anyio.CancelScope())  # the backend's own class: no look-up per scope
+        self.anyio_scope = type(anyio.CancelScope())  # the backend's own class: no look-up per scope
         self.scopes: deque[QueuedScope] = deque()
         self.last = -math.inf
         self.armed: asyncio.TimerHandle | None = None

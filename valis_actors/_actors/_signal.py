@@ -105,9 +105,10 @@ def scope_class() -> Callable[..., anyio.CancelScope]:
 
     On trio, ``trio.CancelScope`` itself: anyio's scope on trio is a wrapper that forwards
     to one, and the wrapper's layer costs about a third of what a scope with a deadline
-    costs (counted in instructions per message, docs/performance.md). On asyncio, anyio's scope with its deadline kept by a ``DeadlineQueue``: one loop timer
-    for all the runtime's scopes instead of one per scope (see ``_deadlines``). All have
-    what the runtime uses: ``cancel()``, ``deadline``, ``cancel_called``, ``cancelled_caught``.
+    costs (counted in instructions per message, docs/performance.md). On asyncio, anyio's
+    scope with its deadline kept by a ``DeadlineQueue``: one loop timer for all the
+    runtime's scopes instead of one per scope (see ``_deadlines``). All have what the
+    runtime uses: ``cancel()``, ``deadline``, ``cancel_called``, ``cancelled_caught``.
     """
     library = sniffio.current_async_library()
     if library == "trio":

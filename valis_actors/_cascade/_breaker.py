@@ -71,7 +71,7 @@ class BreakerStatistics:
     """A provider's circuit, as last published by the breaker actor.
 
     ``quiet`` (derived) is True when the circuit is closed and has counted no failure:
-    a success (not a probe's) would change nothing, so none is reported.
+    a success (not a probe's) would change nothing, so the attempt does not report it.
     """
 
     state: CircuitState = CircuitState.CLOSED
@@ -214,9 +214,11 @@ class BreakerActor:
         return request.granted
 
     def report(self, provider: str, outcome: Verdict, *, probe: bool = False) -> None:
-        """Tell the actor how an attempt ended. Never blocks."""
-        if outcome is Verdict.SUCCESS and not probe and self.view[provider].quiet:
-            return  # nothing would change: spare the actor a message on the hot path
+        """Tell the actor how an attempt ended. Never blocks.
+
+        A success (not a probe's) on a ``quiet`` circuit would change nothing: the attempt
+        does not report it, which spares the actor a message per answer.
+        """
         try:
             self._send.send_nowait(_Report(provider, outcome, probe))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -554,7 +554,7 @@ class Cascade:
             verdict = Verdict.SUCCESS if trial.response is not None else rule_of(trial.outcome).breaker
             return trial
         finally:
-            # Not even a call for the report a quiet circuit would drop (``report``'s own test).
+            # A success on a quiet circuit changes nothing: not reported (``BreakerStatistics.quiet``).
             if probe or not (verdict is Verdict.RELEASE or (verdict is Verdict.SUCCESS and breaker.view[name].quiet)):
                 breaker.report(name, verdict, probe=probe)
 
