@@ -136,6 +136,19 @@ async def raises(expected: type[E], call: Callable[..., Awaitable[Any]], *args: 
     pytest.fail(f"{call.__name__} did not raise {expected.__name__}")
 
 
+async def raises_in_stream(
+    wrapper: type[Exception], cause: type[Exception], call: Callable[..., Awaitable[Any]], *args: Any
+) -> Exception:
+    """What the anthropic SDK raises for an httpx2 error while iterating a stream: older
+    releases let the raw error (``cause``) out, newer ones (2.17) raise their own
+    ``wrapper`` from it."""
+    exc = await raises(Exception, call, *args)
+    if not isinstance(exc, cause):
+        assert isinstance(exc, wrapper), exc
+        assert isinstance(exc.__cause__, cause), exc.__cause__
+    return exc
+
+
 # --- answers ------------------------------------------------------------------------------------
 
 
@@ -497,8 +510,7 @@ async def test_fakeserver_slow_first_token_trips_the_sdk_read_timeout_mid_stream
         server.script("anthropic", Fault.slow_first_token(0.3))
         server.script("openai", Fault.slow_first_token(0.3))
 
-        # The anthropic SDK does not translate httpx2 errors raised while iterating a stream.
-        await raises(httpx2.ReadTimeout, stream_anthropic, aclient)
+        await raises_in_stream(anthropic.APITimeoutError, httpx2.ReadTimeout, stream_anthropic, aclient)
         await raises(openai.APITimeoutError, stream_openai, oclient)
 
 
@@ -525,8 +537,9 @@ async def test_fakeserver_cut_closes_mid_stream() -> None:
         server.script("openai", Fault.cut(after_chunks=3), Fault.cut())
 
         a_received: list[str] = []
-        # The anthropic SDK lets the raw httpx2 error out of a stream.
-        await raises(httpx2.RemoteProtocolError, stream_anthropic, aclient, a_received)
+        await raises_in_stream(
+            anthropic.APIConnectionError, httpx2.RemoteProtocolError, stream_anthropic, aclient, a_received
+        )
         assert a_received == ["a ", "b "]
         o_received: list[str] = []
         o_exc = await raises(openai.APIConnectionError, stream_openai, oclient, o_received)
@@ -551,7 +564,7 @@ async def test_fakeserver_stall_goes_silent_after_some_chunks() -> None:
         server.script("openai", Fault.stall(after_chunks=2))
 
         a_received: list[str] = []
-        await raises(httpx2.ReadTimeout, stream_anthropic, aclient, a_received)
+        await raises_in_stream(anthropic.APITimeoutError, httpx2.ReadTimeout, stream_anthropic, aclient, a_received)
         assert a_received == ["a "]
         o_received: list[str] = []
         await raises(openai.APITimeoutError, stream_openai, oclient, o_received)
