@@ -378,6 +378,66 @@ async def test_sdk_provider_malformed_body_is_transient(
         await provider.get_response(REQUEST)
 
 
+async def test_sdk_provider_json_that_is_not_an_object_is_transient(
+    api: Api, provider: va.BaseProvider, server: FakeLLMServer
+) -> None:
+    server.script(api.name, Fault.raw_json(["not", "an", "answer"]))
+    with pytest.raises(va.TransientProviderError, match=r"malformed response body \(a JSON list, not an object\)"):
+        await provider.get_response(REQUEST)
+
+
+async def test_sdk_provider_error_body_with_a_200_status_is_classified(
+    api: Api, provider: va.BaseProvider, server: FakeLLMServer
+) -> None:
+    # What some proxies send: the API's error object, under a 200 status.
+    if api.name == "anthropic":
+        body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded right now"}}
+    else:
+        body = {"error": {"message": "Overloaded right now", "type": "server_error", "code": None}}
+    server.script(api.name, Fault.raw_json(body))
+    with pytest.raises(va.TransientProviderError, match=r"error body with status 200 \(\w+\): Overloaded right now"):
+        await provider.get_response(REQUEST)
+
+
+async def test_sdk_provider_answer_without_usage_or_model_still_answers(
+    api: Api, provider: va.BaseProvider, server: FakeLLMServer
+) -> None:
+    if api.name == "anthropic":
+        body: dict[str, object] = {"content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn"}
+    else:
+        body = {"choices": [{"message": {"role": "assistant", "content": TEXT}, "finish_reason": "stop"}]}
+    server.script(api.name, Fault.raw_json(body))
+    response = await provider.get_response(REQUEST)
+    assert response.text == TEXT
+    assert response.model is None
+    assert response.usage in (None, va.Usage(0, 0))
+
+
+@pytest.mark.parametrize("api", [OPENAI], indirect=True, ids=["openai"])
+async def test_openai_completion_without_choices_is_transient(
+    api: Api, provider: va.BaseProvider, server: FakeLLMServer
+) -> None:
+    server.script("openai", Fault.raw_json({"id": "chatcmpl-1", "object": "chat.completion", "choices": []}))
+    with pytest.raises(va.TransientProviderError, match=r"malformed response body \(no choices\)"):
+        await provider.get_response(REQUEST)
+
+
+@pytest.mark.parametrize("api", [ANTHROPIC], indirect=True, ids=["anthropic"])
+async def test_anthropic_answer_keeps_only_its_text_blocks(
+    api: Api, provider: va.BaseProvider, server: FakeLLMServer
+) -> None:
+    content = [
+        {"type": "thinking", "thinking": "weigh it"},
+        {"type": "text", "text": "Ask with "},
+        {"type": "text", "text": 7},  # not text: skipped, not a crash
+        "junk",
+        {"type": "text", "text": "evidence."},
+    ]
+    server.script("anthropic", Fault.raw_json({"content": content, "stop_reason": "end_turn", "model": "m-1"}))
+    response = await provider.get_response(REQUEST)
+    assert (response.text, response.model) == ("Ask with evidence.", "m-1")
+
+
 async def test_sdk_provider_stream_without_terminator_finishes_promptly(
     api: Api, provider: va.BaseProvider, server: FakeLLMServer
 ) -> None:

@@ -200,7 +200,8 @@ class ErrorInfo:
     """What a provider's SDK said about a failed request, extracted from its exception.
 
     Attributes:
-        status: The HTTP status (200 for an error event inside a stream).
+        status: The HTTP status (200 for an error event inside a stream, or an error
+            body a proxy sent as a success).
         type: The error body's type (``rate_limit_error``, ``insufficient_quota``...).
         code: A finer machine-readable code, when the body has one.
         message: The body's human-readable message (not yet redacted).
@@ -227,10 +228,14 @@ def classify_error(info: ErrorInfo, *, key_env: str, redact: Redactor) -> Provid
     status = info.status
     text = " ".join(x for x in (info.type, info.code, info.message) if x).lower()
     said = clip(redact(info.message or info.type or f"HTTP {status}"))
-    if info.in_stream:
+    if info.in_stream or status < 400:
+        # An error sent under a success status, as a stream event or as the whole body
+        # (some proxies): nothing says it is final, so it is transient.
+        where = "in stream" if info.in_stream else f"with status {status}"
         if _any(info.type, info.code, words=_RATE_TYPES):
-            return RateLimitedError(f"rate limited in stream: {said}", retry_after=None)
-        return TransientProviderError(f"error event in stream ({info.type or 'error'}): {said}")
+            return RateLimitedError(f"rate limited {where}: {said}", retry_after=None)
+        what = "error event in stream" if info.in_stream else f"error body with status {status}"
+        return TransientProviderError(f"{what} ({info.type or 'error'}): {said}")
     if 400 <= status < 500 and status != 401 and any(w in text for w in _QUOTA_WORDS):
         # OpenAI says 429 insufficient_quota, Anthropic 400 "credit balance is too low"
         # or 429 *_spend_limit_reached: retrying cannot help.
@@ -405,6 +410,17 @@ async def drain(events: AsyncIterator[Any], grace: float) -> None:
                 pass
         except Exception:  # noqa: BLE001 - the answer is complete; a broken tail changes nothing
             return
+
+
+def parse_body(content: bytes) -> dict[str, Any]:
+    """The JSON object of a non-streamed answer; a malformed one is a transient failure."""
+    try:
+        payload = json.loads(content)
+    except ValueError as exc:  # invalid JSON or not UTF-8
+        raise TransientProviderError("malformed response body (invalid JSON)") from exc
+    if not isinstance(payload, dict):
+        raise TransientProviderError(f"malformed response body (a JSON {type(payload).__name__}, not an object)")
+    return payload
 
 
 def parse_event(data: str) -> dict[str, Any]:

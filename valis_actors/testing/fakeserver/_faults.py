@@ -14,6 +14,7 @@ else, watching for the client going away meanwhile.
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any, Literal
 
 import attrs
@@ -40,6 +41,7 @@ class FaultKind(enum.Enum):
     NO_TERMINATOR = "no_terminator"
     STREAM_ERROR_EVENT = "stream_error_event"
     REJECT_PREFILL = "reject_prefill"
+    RAW_JSON = "raw_json"
 
 
 # Named error presets of ``FaultKind.STATUS``: each API renders them in its own words
@@ -92,6 +94,7 @@ class Fault:
         message: Overrides the error message.
         after_chunks: For stream faults: how many content deltas are sent first.
         headers: Extra response headers, as ``(name, value)`` pairs.
+        json_text: For ``raw_json`` steps: the JSON text sent as the whole 200 response.
     """
 
     kind: FaultKind
@@ -106,6 +109,7 @@ class Fault:
     message: str | None = None
     after_chunks: int = attrs.field(default=0, validator=_non_negative)
     headers: tuple[tuple[str, str], ...] = ()
+    json_text: str | None = None
 
     # --- success -------------------------------------------------------------------------
 
@@ -244,6 +248,16 @@ class Fault:
         a 200 ``application/json`` response whose body is ``{not json``.
         """
         return cls(kind=FaultKind.MALFORMED, after_chunks=after_chunks, text=text)
+
+    @classmethod
+    def raw_json(cls, payload: object) -> Fault:
+        """Answer 200 ``application/json`` with ``payload`` (JSON-encoded) as the whole body.
+
+        A server that speaks the wrong shape: an error object with a 200 status (some
+        proxies), a completion without ``choices``, a JSON array. Streaming requests get
+        the same JSON body instead of an event stream.
+        """
+        return cls(kind=FaultKind.RAW_JSON, json_text=json.dumps(payload))
 
     @classmethod
     def no_terminator(cls, *, text: str | None = None) -> Fault:

@@ -17,6 +17,8 @@ costs one write. Stream-only faults on non-streaming requests do the closest thi
 ``stream_error_event``    the status error the event describes (Anthropic 529 / OpenAI 500)
 ========================  =====================================================================
 
+``raw_json`` sends its JSON as the whole 200 response, streaming or not.
+
 Every step continues a prefill: a request that ends with an assistant message gets only
 the rest of the answer text after it (``Answer.prefill``), as continuing models do;
 ``reject_prefill`` refuses such a request with a 400 instead, and answers any other.
@@ -103,6 +105,11 @@ async def respond(
         as_status = Fault.overloaded() if api == "anthropic" else Fault.server_error(500)
         error = error_response(api, as_status, answer)
         return await send_error(conn, api, error, answer.serial, keep_alive=keep_alive)
+    if kind is FaultKind.RAW_JSON:
+        body = (step.json_text or "null").encode()  # Fault.raw_json always sets it
+        headers = [_JSON, ("content-length", str(len(body))), *_common_headers(api, answer, keep_alive)]
+        await conn.send(response_head(200, headers) + body)
+        return _done(keep_alive)
     if stream:
         return await _respond_stream(conn, api, step, answer, keep_alive)
     return await _respond_json(conn, api, step, answer, keep_alive)
