@@ -15,6 +15,13 @@ session per caller):
 - runtime: ``Runtime.ask`` with that one provider (memory off, defaults otherwise);
   every reply is checked to come from the provider, not the persona fallback.
 
+The providers read the answer's JSON themselves rather than build the SDK's response
+models (``providers/_http.py``), which the bare call, written as a user would write
+it, does build: so the overhead here is the runtime's own cost minus that saving.
+``bench_instructions.py --legs http-bare,http-raw,http-runtime`` counts the three
+apart, the runtime's own cost being runtime minus ``http-raw`` (the bare SDK call
+reading the JSON the same way).
+
 Reported: throughput, latency p50/p99, this process's CPU per request, and
 overhead = 1 - runtime/bare throughput. Targets (issue 16): <= 5 % at concurrency 64,
 and a p99 within 1.2x the bare SDK's, both backends. The two legs run in alternation
@@ -65,8 +72,13 @@ def provider_entry(api: str, url: str, name: str | None = None) -> dict[str, Any
     return {"type": "anthropic", "name": name or api, "base_url": url, "model": "fake-model"}
 
 
-async def bare_client(api: str, url: str) -> tuple[Any, Any, Any]:
-    """(sdk client, http client, call(i)) built the way the provider builds them."""
+async def bare_client(api: str, url: str, *, raw: bool = False) -> tuple[Any, Any, Any]:
+    """(sdk client, http client, call(i)) built the way the provider builds them.
+
+    ``raw``: the call reads the answer's JSON itself (``with_raw_response``), as the
+    providers do, instead of the SDK's response models (bench_instructions.py's
+    ``http-raw`` leg: the runtime's own cost over the same SDK use).
+    """
     import valis_actors as va
     from valis_actors.providers._http import DEFAULT_SDK_TIMEOUT, build_http_client
 
@@ -89,6 +101,12 @@ async def bare_client(api: str, url: str) -> tuple[Any, Any, Any]:
             completion = await client.chat.completions.create(model="fake-model", messages=messages)
             choice = completion.choices[0]
             return choice.message.content, choice.finish_reason, completion.usage, completion.model
+
+        async def call_raw(i: int) -> Any:
+            response = await client.chat.completions.with_raw_response.create(model="fake-model", messages=messages)
+            body = response.http_response.json()
+            choice = body["choices"][0]
+            return choice["message"]["content"], choice["finish_reason"], body["usage"], body["model"]
     else:
         import anthropic
 
@@ -109,7 +127,15 @@ async def bare_client(api: str, url: str) -> tuple[Any, Any, Any]:
             text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
             return text, message.stop_reason, message.usage, message.model
 
-    return client, http, call
+        async def call_raw(i: int) -> Any:
+            response = await client.messages.with_raw_response.create(
+                model="fake-model", max_tokens=1024, messages=messages, system=system
+            )
+            body = response.http_response.json()
+            text = "".join(b["text"] for b in body["content"] if b.get("type") == "text")
+            return text, body["stop_reason"], body["usage"], body["model"]
+
+    return client, http, call_raw if raw else call
 
 
 async def measure_bare(api: str, url: str, n: int, duration: float) -> dict[str, Any]:
