@@ -231,11 +231,10 @@ def classify_error(info: ErrorInfo, *, key_env: str, redact: Redactor) -> Provid
     if info.in_stream or status < 400:
         # An error sent under a success status, as a stream event or as the whole body
         # (some proxies): nothing says it is final, so it is transient.
-        where = "in stream" if info.in_stream else f"with status {status}"
+        where, what = ("in stream", "error event") if info.in_stream else (f"with status {status}", "error body")
         if _any(info.type, info.code, words=_RATE_TYPES):
             return RateLimitedError(f"rate limited {where}: {said}", retry_after=None)
-        what = "error event in stream" if info.in_stream else f"error body with status {status}"
-        return TransientProviderError(f"{what} ({info.type or 'error'}): {said}")
+        return TransientProviderError(f"{what} {where} ({info.type or 'error'}): {said}")
     if 400 <= status < 500 and status != 401 and any(w in text for w in _QUOTA_WORDS):
         # OpenAI says 429 insufficient_quota, Anthropic 400 "credit balance is too low"
         # or 429 *_spend_limit_reached: retrying cannot help.
@@ -414,23 +413,19 @@ async def drain(events: AsyncIterator[Any], grace: float) -> None:
 
 def parse_body(content: bytes) -> dict[str, Any]:
     """The JSON object of a non-streamed answer; a malformed one is a transient failure."""
-    try:
-        payload = json.loads(content)
-    except ValueError as exc:  # invalid JSON or not UTF-8
-        raise TransientProviderError("malformed response body (invalid JSON)") from exc
-    if not isinstance(payload, dict):
-        raise TransientProviderError(f"malformed response body (a JSON {type(payload).__name__}, not an object)")
-    return payload
+    return _json_object(content, "response body", "invalid JSON")
 
 
 def parse_event(data: str) -> dict[str, Any]:
     """The JSON object of one event; a malformed one is a transient failure."""
+    return _json_object(data, "stream event", f"invalid JSON: {clip(data[:60])!r}")
+
+
+def _json_object(data: str | bytes, what: str, invalid: str) -> dict[str, Any]:
     try:
         payload = json.loads(data)
-    except ValueError as exc:
-        raise TransientProviderError(f"malformed stream event (invalid JSON: {clip(data[:60])!r})") from exc
+    except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
+        raise TransientProviderError(f"malformed {what} ({invalid})") from exc
     if not isinstance(payload, dict):
-        raise TransientProviderError(
-            f"malformed stream event (a JSON {type(payload).__name__}, not an object)"
-        )
+        raise TransientProviderError(f"malformed {what} (a JSON {type(payload).__name__}, not an object)")
     return payload
